@@ -1,0 +1,32 @@
+"""rlhf_ext: RLHF methods of Ziegler et al. 2019, InstructGPT, DPO and ORPO as thin subclasses of TRL.
+
+Public names are imported lazily: ``import rlhf_ext`` stays cheap (TRL alone costs seconds to import),
+and ``from rlhf_ext import RankedRewardTrainer`` loads only what it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0.dev0"
+
+# public name -> module that defines it
+_LAZY = {
+    "RankedRewardTrainer": "rlhf_ext.ranked_reward_trainer",
+    "RankedRewardConfig": "rlhf_ext.ranked_reward_config",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rlhf_ext' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

