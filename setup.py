@@ -45,8 +45,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["rlhf_ext", "rlhf_ext.*"]),
-    package_data={"rlhf_ext": ["py.typed"]},
+    # The card templates live in the top-level model_cards/ folder and install as rlhf_ext.model_cards.
+    packages=find_packages(include=["rlhf_ext", "rlhf_ext.*"]) + ["rlhf_ext.model_cards"],
+    package_dir={"rlhf_ext.model_cards": "model_cards"},
+    package_data={"rlhf_ext": ["py.typed"], "rlhf_ext.model_cards": ["*.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     classifiers=[

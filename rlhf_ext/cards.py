@@ -1,0 +1,352 @@
+"""Model and dataset cards for what rlhf_ext trains, with plots and ``model-index`` metadata.
+
+Templates live in ``model_cards/`` (installed as ``rlhf_ext.model_cards``). Trainers mix in
+:class:`CardMixin`, whose ``create_model_card`` replaces TRL's (TRL resolves its template inside its own
+package, so a custom template means overriding the method): ``trainer.save_model()`` and
+``trainer.push_to_hub()`` then write our card, with learning curves drawn from ``state.log_history``
+into ``<output_dir>/plots/`` next to it.
+
+Recipes add what only they know (evaluation results, the data's provenance) through
+``trainer.card_info`` before saving, or call :func:`render_model_card` directly.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import math
+import os
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+CITATIONS = {
+    "ziegler2019": "Ziegler et al. 2019, *Fine-Tuning Language Models from Human Preferences*, arXiv:1909.08593",
+    "instructgpt": "Ouyang et al. 2022, *Training language models to follow instructions with human feedback*, "
+    "arXiv:2203.02155",
+    "stiennon2020": "Stiennon et al. 2020, *Learning to summarize from human feedback*, arXiv:2009.01325",
+    "huang2024": "Huang et al. 2024, *The N+ Implementation Details of RLHF with PPO: A Case Study on TL;DR "
+    "Summarization*, arXiv:2403.17031",
+    "ppo": "Schulman et al. 2017, *Proximal Policy Optimization Algorithms*, arXiv:1707.06347",
+    "gae": "Schulman et al. 2016, *High-Dimensional Continuous Control Using Generalized Advantage Estimation*, "
+    "arXiv:1506.02438",
+    "dpo": "Rafailov et al. 2023, *Direct Preference Optimization*, arXiv:2305.18290",
+    "orpo": "Hong et al. 2024, *ORPO: Monolithic Preference Optimization without Reference Model*, arXiv:2403.07691",
+    "trl": "von Werra et al., *TRL: Transformer Reinforcement Learning*, https://github.com/huggingface/trl",
+}
+
+KIND_LABELS = {
+    "reward_model": "reward model (scalar score of a prompt and completion)",
+    "policy": "policy (causal language model)",
+}
+
+
+@dataclass
+class CardInfo:
+    """What a card says beyond what the trainer knows. Recipes fill it; trainers give defaults."""
+
+    kind: str = "policy"
+    method: str = ""
+    summary: str = ""
+    dataset_name: str | None = None
+    dataset_description: str = "the training data passed to the trainer"
+    dataset_is_standin: bool = False
+    citations: list[str] = field(default_factory=lambda: ["trl"])
+    hyperparameters: dict = field(default_factory=dict)
+    # Each: {"task": ..., "dataset": ..., "metric": ..., "value": float}
+    eval_results: list[dict] = field(default_factory=list)
+    usage: str | None = None
+    license: str = "apache-2.0"
+    tags: list[str] = field(default_factory=list)
+
+
+def framework_versions() -> dict[str, str]:
+    out = {}
+    for name in ("rlhf_ext", "trl", "transformers", "torch", "peft", "accelerate", "datasets", "huggingface_hub"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _template(name: str) -> str:
+    return importlib.resources.files("rlhf_ext.model_cards").joinpath(name).read_text(encoding="utf-8")
+
+
+def _default_usage(kind: str, repo: str) -> str:
+    if kind == "reward_model":
+        return (
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
+            f'tok = AutoTokenizer.from_pretrained("{repo}")\n'
+            f'rm = AutoModelForSequenceClassification.from_pretrained("{repo}")\n'
+            'score = rm(**tok("prompt and completion", return_tensors="pt")).logits[0, 0]'
+        )
+    return (
+        "from transformers import pipeline\n"
+        f'generator = pipeline("text-generation", model="{repo}")\n'
+        'print(generator("The movie was", max_new_tokens=24)[0]["generated_text"])'
+    )
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def render_model_card(
+    info: CardInfo,
+    *,
+    model_name: str,
+    base_model: str | None = None,
+    repo_id: str | None = None,
+    plots: list[dict] | None = None,
+):
+    """A ``huggingface_hub.ModelCard`` for a policy or reward model, with ``model-index`` eval results."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    if info.kind not in KIND_LABELS:
+        raise ValueError(f"card kind must be one of {sorted(KIND_LABELS)}, got {info.kind!r}")
+    results = [
+        EvalResult(
+            task_type=r.get("task", "text-generation" if info.kind == "policy" else "text-classification"),
+            dataset_type=r.get("dataset", info.dataset_name or "custom"),
+            dataset_name=r.get("dataset", info.dataset_name or "custom"),
+            metric_type=r["metric"].lower().replace(" ", "_"),
+            metric_name=r["metric"],
+            metric_value=round(float(r["value"]), 4),
+        )
+        for r in info.eval_results
+        if _is_number(r.get("value"))
+    ]
+    card_data = ModelCardData(
+        base_model=base_model if base_model and not os.path.isdir(base_model) else None,
+        datasets=[info.dataset_name] if info.dataset_name and not info.dataset_is_standin else None,
+        library_name="transformers",
+        license=info.license,
+        model_name=model_name,
+        tags=sorted({"rlhf_ext", "trl", "rlhf", *info.tags}),
+        eval_results=results or None,
+    )
+    # model-index needs a model name; ModelCardData takes it from model_name.
+    return ModelCard.from_template(
+        card_data,
+        template_str=_template("model.md"),
+        model_name=model_name,
+        summary=info.summary or f"A {KIND_LABELS[info.kind]} trained with rlhf_ext.",
+        kind_label=KIND_LABELS[info.kind],
+        base_model=base_model,
+        method=info.method or "see citations",
+        dataset_is_standin=info.dataset_is_standin,
+        dataset_description=info.dataset_description,
+        hyperparameters={k: v for k, v in info.hyperparameters.items() if v is not None},
+        eval_results=results,
+        plots=plots or [],
+        usage=info.usage or _default_usage(info.kind, repo_id or model_name),
+        versions=framework_versions(),
+        citations=[CITATIONS.get(c, c) for c in info.citations],
+    )
+
+
+def render_dataset_card(
+    repo_id: str,
+    *,
+    summary: str,
+    source_model: str,
+    labeler: str,
+    dataset_is_standin: bool,
+    stats: dict | None = None,
+    has_scores: bool = True,
+    citations: tuple[str, ...] = ("ziegler2019", "instructgpt"),
+):
+    """A ``huggingface_hub.DatasetCard`` for a ranked preference dataset."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    data = DatasetCardData(
+        license="apache-2.0",
+        task_categories=["text-generation"],
+        tags=["rlhf_ext", "preference", "ranked", *(["offline-stand-in"] if dataset_is_standin else [])],
+        pretty_name=repo_id.split("/")[-1],
+    )
+    return DatasetCard.from_template(
+        data,
+        template_str=_template("dataset.md"),
+        dataset_name=repo_id.split("/")[-1],
+        repo_id=repo_id,
+        summary=summary,
+        source_model=source_model,
+        labeler=labeler,
+        dataset_is_standin=dataset_is_standin,
+        stats=stats or {},
+        has_scores=has_scores,
+        citations=[CITATIONS.get(c, c) for c in citations],
+    )
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _series(log_history: list[dict], key: str) -> tuple[list[float], list[float]]:
+    steps, values = [], []
+    for entry in log_history:
+        if key in entry and _is_number(entry[key]):
+            steps.append(entry.get("step", len(steps)))
+            values.append(float(entry[key]))
+    return steps, values
+
+
+def plot_learning_curves(log_history: list[dict], keys: list[str], path: str | Path, title: str) -> bool:
+    """Line plots of the logged ``keys`` against the step; returns False (and draws nothing) with no data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [(k, *_series(log_history, k)) for k in keys]
+    present = [p for p in present if p[1]]
+    if not present:
+        return False
+    fig, axes = plt.subplots(1, len(present), figsize=(4 * len(present), 3), squeeze=False)
+    for ax, (key, steps, values) in zip(axes[0], present):
+        ax.plot(steps, values, marker="." if len(steps) < 30 else None)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_reward_vs_kl(log_history: list[dict], path: str | Path, reward_key: str, kl_key: str) -> bool:
+    """Reward against KL to the reference over training (Ziegler et al.'s trade-off view), step as colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = [
+        (e.get("step", i), float(e[kl_key]), float(e[reward_key]))
+        for i, e in enumerate(log_history)
+        if _is_number(e.get(kl_key)) and _is_number(e.get(reward_key))
+    ]
+    if not pairs:
+        return False
+    steps, kls, rewards = zip(*pairs)
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    sc = ax.scatter(kls, rewards, c=steps, cmap="viridis", s=18)
+    ax.plot(kls, rewards, alpha=0.3, color="grey")
+    fig.colorbar(sc, ax=ax, label="step")
+    ax.set_xlabel(f"KL to reference ({kl_key})")
+    ax.set_ylabel(f"reward ({reward_key})")
+    ax.set_title("reward vs KL")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_score_histograms(before: list[float], after: list[float], path: str | Path, label: str) -> bool:
+    """Overlaid histograms of a score before and after training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not before or not after:
+        return False
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    lo, hi = min(min(before), min(after)), max(max(before), max(after))
+    bins = [lo + (hi - lo) * i / 20 for i in range(21)] if hi > lo else 10
+    ax.hist(before, bins=bins, alpha=0.55, label="before")
+    ax.hist(after, bins=bins, alpha=0.55, label="after")
+    ax.set_xlabel(label)
+    ax.set_ylabel("samples")
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ----------------------------------------------------------------------------- trainer mixin
+
+
+class CardMixin:
+    """Gives a TRL trainer rlhf_ext's card: put it first in the bases of a trainer subclass.
+
+    Subclasses set ``_card_kind``, ``_card_method``, ``_card_citations``, ``_card_curves`` (logged keys
+    to plot) and optionally ``_card_reward_kl`` (reward key, KL key) and ``_card_hyperparameters``
+    (names of ``args`` fields to list). ``self.card_info`` (a :class:`CardInfo`) can be edited by the
+    caller before ``save_model``/``push_to_hub`` to add evaluation results and data provenance.
+    """
+
+    _card_kind = "policy"
+    _card_method = ""
+    _card_citations: tuple[str, ...] = ("trl",)
+    _card_curves: tuple[str, ...] = ("loss",)
+    _card_reward_kl: tuple[str, str] | None = None
+    _card_hyperparameters: tuple[str, ...] = (
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "lr_scheduler_type",
+        "seed",
+    )
+
+    @property
+    def card_info(self) -> CardInfo:
+        if getattr(self, "_card_info", None) is None:
+            self._card_info = CardInfo(
+                kind=self._card_kind,
+                method=self._card_method,
+                citations=list(self._card_citations),
+            )
+        return self._card_info
+
+    def _card_plots(self, output_dir: str) -> list[dict]:
+        history = list(getattr(self.state, "log_history", []) or [])
+        plots = []
+        if self._card_reward_kl is not None:
+            reward_key, kl_key = self._card_reward_kl
+            if plot_reward_vs_kl(history, os.path.join(output_dir, "plots", "reward_vs_kl.png"), reward_key, kl_key):
+                plots.append({"title": "reward vs KL", "path": "plots/reward_vs_kl.png"})
+        curves = [k for k in self._card_curves if any(k in e for e in history)]
+        if plot_learning_curves(history, curves, os.path.join(output_dir, "plots", "learning_curves.png"), "training"):
+            plots.append({"title": "learning curves", "path": "plots/learning_curves.png"})
+        eval_curves = [f"eval_{k}" for k in ("loss", "accuracy") if any(f"eval_{k}" in e for e in history)]
+        if plot_learning_curves(
+            history, eval_curves, os.path.join(output_dir, "plots", "eval_curves.png"), "evaluation"
+        ):
+            plots.append({"title": "evaluation curves", "path": "plots/eval_curves.png"})
+        return plots
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags=None):
+        if not self.is_world_process_zero():
+            return
+        info = self.card_info
+        if dataset_name and not info.dataset_name:
+            info.dataset_name = dataset_name
+        if tags:
+            info.tags = sorted(set(info.tags) | ({tags} if isinstance(tags, str) else set(tags)))
+        hyper = {name: getattr(self.args, name, None) for name in self._card_hyperparameters}
+        hyper.update(info.hyperparameters)
+        info.hyperparameters = hyper
+        output_dir = self.args.output_dir
+        config = getattr(getattr(self, "model", None), "config", None)
+        base_model = getattr(config, "_name_or_path", None) or None
+        hub_id = self.args.hub_model_id
+        name = model_name or (hub_id.split("/")[-1] if hub_id else Path(output_dir).name)
+        card = render_model_card(
+            info,
+            model_name=name,
+            base_model=base_model,
+            repo_id=hub_id or name,
+            plots=self._card_plots(output_dir),
+        )
+        card.save(os.path.join(output_dir, "README.md"))
