@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 from trl import TrlParser
+
+from rlhf_ext.sampling import sample_completions
 
 # ----------------------------------------------------------------------------- hyperparameters
 
@@ -104,29 +105,6 @@ def make_labeler(task: str):
     return labelers[task]()
 
 
-@torch.no_grad()
-def sample_continuations(model, tok, prompts, k, max_new_tokens, temperature, top_k, batch_size):
-    """K sampled continuations per prompt, decoded without the prompt and cut at the first EOS."""
-    model.eval()
-    out = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc=f"sampling {k} continuations per prompt"):
-        batch = prompts[start : start + batch_size]
-        enc = tok(batch, return_tensors="pt", padding=True)
-        gen = model.generate(
-            **enc,
-            do_sample=True,
-            temperature=temperature,
-            top_k=top_k or None,
-            top_p=1.0,
-            max_new_tokens=max_new_tokens,
-            num_return_sequences=k,
-            pad_token_id=tok.pad_token_id,
-        )
-        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        out.extend(texts[i : i + k] for i in range(0, len(texts), k))
-    return out
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -143,9 +121,18 @@ def main(cfg: SampleAndLabelConfig):
     model, tok = load_policy(cfg.model_name_or_path)
 
     t0 = time.time()
-    completions = sample_continuations(
-        model, tok, prompts, cfg.k, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.batch_size
-    )
+    completions = sample_completions(
+        model,
+        tok,
+        prompts,
+        k=cfg.k,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        progress=f"sampling {cfg.k} continuations per prompt",
+    ).texts
     rows = []
     for prompt, comps in zip(prompts, completions):
         scores = labeler.score([prompt] * len(comps), comps)

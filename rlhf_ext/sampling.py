@@ -1,0 +1,111 @@
+"""Sampling completions from a causal LM and scoring their log-probabilities, outside any trainer.
+
+Used by the recipes to label data (K samples per prompt) and to evaluate policies (samples, and the KL
+between a policy and its reference on those samples).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Samples:
+    prompts: list[str]
+    texts: list[list[str]]  # per prompt, K decoded completions (special tokens removed)
+    prompt_ids: list[list[int]]  # per prompt, its token ids (no padding)
+    completion_ids: list[list[list[int]]]  # per prompt, K completion token ids (EOS kept, padding removed)
+
+
+@torch.no_grad()
+def sample_completions(
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    k: int = 1,
+    max_new_tokens: int = 24,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    batch_size: int = 16,
+    seed: int | None = None,
+    progress: str | None = None,
+) -> Samples:
+    """K sampled completions per prompt (left-padded batches), cut after the first EOS."""
+    from tqdm.auto import tqdm
+
+    if k < 1 or max_new_tokens < 1 or batch_size < 1:
+        raise ValueError(f"k, max_new_tokens and batch_size must be >= 1, got {k}, {max_new_tokens}, {batch_size}")
+    if tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer has no pad token: set tokenizer.pad_token before sampling")
+    if seed is not None:
+        torch.manual_seed(seed)
+    tokenizer.padding_side = "left"
+    model.eval()
+    eos = tokenizer.eos_token_id
+    out = Samples(prompts=list(prompts), texts=[], prompt_ids=[], completion_ids=[])
+    starts = range(0, len(prompts), batch_size)
+    for start in tqdm(starts, desc=progress, disable=progress is None):
+        batch = list(prompts[start : start + batch_size])
+        enc = tokenizer(batch, return_tensors="pt", padding=True)
+        gen = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=temperature,
+            top_k=top_k or None,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=k,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+        )
+        new = gen[:, enc["input_ids"].shape[1] :].tolist()
+        for i, prompt_mask in enumerate(enc["attention_mask"].tolist()):
+            ids = enc["input_ids"][i].tolist()
+            out.prompt_ids.append([t for t, m in zip(ids, prompt_mask) if m])
+            comps = []
+            for seq in new[i * k : (i + 1) * k]:
+                cut = seq.index(eos) + 1 if eos in seq else len(seq)
+                comps.append(seq[:cut])  # generate() pads only after EOS, so nothing else to strip
+            out.completion_ids.append(comps)
+            out.texts.append([tokenizer.decode(c, skip_special_tokens=True) for c in comps])
+    return out
+
+
+@torch.no_grad()
+def completion_logprobs(
+    model, prompt_ids: list[int], completion_ids: list[list[int]], temperature: float = 1.0
+) -> list[torch.Tensor]:
+    """Per-token log-probabilities of each completion given the prompt, under ``model`` at ``temperature``."""
+    if not completion_ids:
+        return []
+    device = next(model.parameters()).device
+    lengths = [len(c) for c in completion_ids]
+    width = len(prompt_ids) + max(lengths)
+    input_ids = torch.zeros(len(completion_ids), width, dtype=torch.long, device=device)
+    attention = torch.zeros_like(input_ids)
+    for row, comp in enumerate(completion_ids):
+        seq = prompt_ids + comp
+        input_ids[row, : len(seq)] = torch.tensor(seq, device=device)
+        attention[row, : len(seq)] = 1
+    logits = model(input_ids=input_ids, attention_mask=attention).logits.float() / temperature
+    logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    start = len(prompt_ids) - 1
+    return [logps[row, start : start + n].cpu() for row, n in enumerate(lengths)]
+
+
+def sequence_kl(policy, reference, samples: Samples, temperature: float = 1.0) -> list[float]:
+    """Summed per-token log pi - log pi_ref of each sampled completion (the k1 estimate of KL(pi || pi_ref)).
+
+    The samples must come from ``policy``; the mean over samples estimates the sequence-level KL, the
+    quantity Ziegler et al.'s adaptive controller targets.
+    """
+    out = []
+    for p_ids, comps in zip(samples.prompt_ids, samples.completion_ids):
+        lp = completion_logprobs(policy, p_ids, comps, temperature)
+        lr = completion_logprobs(reference, p_ids, comps, temperature)
+        out.extend(float((a - b).sum()) for a, b in zip(lp, lr))
+    return out

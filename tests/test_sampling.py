@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from rlhf_ext.sampling import completion_logprobs, sample_completions, sequence_kl
+
+
+@pytest.fixture(scope="module")
+def lm_and_tok(tiny_models):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm), AutoTokenizer.from_pretrained(
+        tiny_models.tokenizer
+    )
+
+
+def test_samples_are_cut_after_eos_and_grouped_by_prompt(lm_and_tok):
+    model, tok = lm_and_tok
+    s = sample_completions(model, tok, ["The movie", "A long story about the sea"], k=3, max_new_tokens=6, seed=0)
+    assert len(s.texts) == 2 and all(len(t) == 3 for t in s.texts)
+    for comps in s.completion_ids:
+        for ids in comps:
+            assert 1 <= len(ids) <= 6
+            assert tok.eos_token_id not in ids[:-1], "nothing may follow the first EOS"
+    assert s.prompt_ids[0] == tok("The movie")["input_ids"], "prompt ids must not include left padding"
+
+
+def test_completion_logprobs_match_a_direct_forward(lm_and_tok):
+    model, tok = lm_and_tok
+    prompt = tok("The movie was")["input_ids"]
+    comp = tok(" great and warm")["input_ids"]
+    (lp,) = completion_logprobs(model, prompt, [comp], temperature=0.7)
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + comp])).logits[0] / 0.7
+    manual = [torch.log_softmax(logits[len(prompt) - 1 + i], -1)[t].item() for i, t in enumerate(comp)]
+    assert lp.tolist() == pytest.approx(manual, abs=1e-5)
+
+
+def test_sequence_kl_is_zero_against_itself_and_positive_against_another_model(lm_and_tok, tiny_models):
+    from transformers import AutoModelForCausalLM
+
+    model, tok = lm_and_tok
+    s = sample_completions(model, tok, ["The movie", "Good"], k=2, max_new_tokens=5, seed=1)
+    assert sequence_kl(model, model, s) == pytest.approx([0.0] * 4, abs=1e-6)
+    other = AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    kl = sequence_kl(model, other, s)
+    assert sum(kl) / len(kl) > 0
+
+
+def test_sampling_rejects_bad_arguments(lm_and_tok):
+    model, tok = lm_and_tok
+    with pytest.raises(ValueError, match="k, max_new_tokens and batch_size"):
+        sample_completions(model, tok, ["x"], k=0)
