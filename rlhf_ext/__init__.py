@@ -12,8 +12,8 @@ __version__ = "0.1.0.dev0"
 
 # public name -> module that defines it
 _LAZY = {
-    "RankedRewardTrainer": "rlhf_ext.ranked_reward_trainer",
-    "RankedRewardConfig": "rlhf_ext.ranked_reward_config",
+    "RankedRewardTrainer": "rlhf_ext.ranked_reward",
+    "RankedRewardConfig": "rlhf_ext.ranked_reward",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,0 +1,405 @@
+"""InstructGPT-style reward training on ranked lists: K completions per prompt, all C(K, 2) pairs in one element.
+
+``RankedRewardTrainer`` is a thin subclass of ``trl.RewardTrainer``. Each batch element is one prompt with K >= 2
+completions and their ranks (lower is better, equal ranks tie). Every completion of every prompt in the batch is
+scored by one forward pass of the model (one model call per batch), and the loss of a prompt is the mean over its
+ordered pairs (w, l) of ``-log sigmoid(r_w - r_l - margin)``; the batch loss is the mean over prompts
+(``pair_weighting="prompt"``, Ouyang et al. 2022) or over all pairs (``pair_weighting="pair"``).
+
+TRL preference rows (``chosen``/``rejected``, explicit or implicit prompt, text or messages) are read as K = 2, where
+both weightings equal ``trl.RewardTrainer``'s loss and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from datasets import Dataset, IterableDataset
+from transformers.data.data_collator import DataCollatorMixin
+from trl import RewardConfig, RewardTrainer
+from trl.data_utils import _tokenize, get_dataset_column_names, is_conversational
+from trl.trainer.utils import pad
+
+from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset
+
+logger = logging.getLogger(__name__)
+
+PAIR_WEIGHTINGS = ("prompt", "pair")
+# Rows of an IterableDataset checked in __init__; the rest are checked as they stream.
+_ITERABLE_VALIDATION_ROWS = 100
+
+
+@dataclass
+class RankedRewardConfig(RewardConfig):
+    r"""Configuration for [`RankedRewardTrainer`]: every [`trl.RewardConfig`] field, plus the ones below.
+
+    `per_device_train_batch_size` counts prompts (ranked rows), not pairs: a batch of B prompts with K completions
+    each runs B*K sequences through the model. `max_length` drops a whole row if any of its completions is longer.
+    `center_rewards_coefficient` adds `coef * (r_w + r_l)**2` per pair (TRL's term), weighted like the loss.
+    A per-row `margin` column is subtracted from every pair of that row, as TRL does for its pairs.
+    """
+
+    pair_weighting: str = field(
+        default="prompt",
+        metadata={
+            "help": "How the pairwise losses of a batch are averaged. 'prompt' (InstructGPT): mean over each "
+            "prompt's pairs, then mean over prompts, so every ranked prompt weighs the same whatever its K. "
+            "'pair': mean over all pairs of the batch, so a prompt with K completions weighs C(K,2) times more. "
+            "Both equal trl.RewardTrainer's loss on chosen/rejected data.",
+            "choices": list(PAIR_WEIGHTINGS),
+        },
+    )
+    max_completions: int | None = field(
+        default=None,
+        metadata={
+            "help": "If set, reject (ValueError in the trainer's __init__) any row with more completions than this. "
+            "Guards memory: a batch runs per_device_train_batch_size * K sequences at once."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.pair_weighting not in PAIR_WEIGHTINGS:
+            raise ValueError(f"pair_weighting must be one of {PAIR_WEIGHTINGS}, got {self.pair_weighting!r}.")
+        if self.max_completions is not None and self.max_completions < 2:
+            raise ValueError(f"max_completions must be at least 2, got {self.max_completions}.")
+
+
+@dataclass
+class DataCollatorForRanking(DataCollatorMixin):
+    """Flattens the completions of all prompts into one right-padded batch and lists the comparison pairs.
+
+    Each example has `completions_ids` (K token lists) and `ranks` (K ints), optionally `margin`. Returns
+    `input_ids`/`attention_mask` of shape (sum K, L), `prompt_index` (sum K,) mapping each sequence to its prompt,
+    `ranks` (sum K,), `pair_winner`/`pair_loser`/`pair_prompt` (P,) for the P ordered pairs (flat indices into the
+    sequences) and `margin` (B,) when present.
+    """
+
+    pad_token_id: int | None = None
+    pad_to_multiple_of: int | None = None
+    return_tensors: str = "pt"
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.pad_token_id is None:
+            raise ValueError("DataCollatorForRanking needs a pad_token_id.")
+        sequences, ranks, prompt_index = [], [], []
+        winners, losers, pair_prompt = [], [], []
+        for b, example in enumerate(examples):
+            offset = len(sequences)
+            sequences.extend(torch.tensor(ids, dtype=torch.long) for ids in example["completions_ids"])
+            ranks.extend(int(r) for r in example["ranks"])
+            prompt_index.extend([b] * len(example["completions_ids"]))
+            for win, lose in ranked_pairs(example["ranks"]):
+                winners.append(offset + win)
+                losers.append(offset + lose)
+                pair_prompt.append(b)
+        mask = [torch.ones_like(s) for s in sequences]
+        output = {
+            "input_ids": pad(sequences, self.pad_token_id, "right", self.pad_to_multiple_of),
+            "attention_mask": pad(mask, 0, "right", self.pad_to_multiple_of),
+            "ranks": torch.tensor(ranks, dtype=torch.long),
+            "prompt_index": torch.tensor(prompt_index, dtype=torch.long),
+            "pair_winner": torch.tensor(winners, dtype=torch.long),
+            "pair_loser": torch.tensor(losers, dtype=torch.long),
+            "pair_prompt": torch.tensor(pair_prompt, dtype=torch.long),
+        }
+        if "margin" in examples[0]:
+            output["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
+        return output
+
+
+_RANKING_KEYS = ("ranks", "prompt_index", "pair_winner", "pair_loser", "pair_prompt", "margin")
+
+
+def kendall_tau_b(ranks: list[int], scores: list[float]) -> float:
+    """Kendall's tau-b between the labeled order (rank 0 best) and the scores; 0 when either side is all tied."""
+    concordant = discordant = tied_ranks = tied_scores = total = 0
+    for i in range(len(ranks)):
+        for j in range(i + 1, len(ranks)):
+            total += 1
+            a = (ranks[j] > ranks[i]) - (ranks[j] < ranks[i])  # +1 if i is ranked better
+            s = (scores[i] > scores[j]) - (scores[i] < scores[j])  # +1 if i scored higher
+            tied_ranks += a == 0
+            tied_scores += s == 0
+            concordant += a * s > 0
+            discordant += a * s < 0
+    denominator = ((total - tied_ranks) * (total - tied_scores)) ** 0.5
+    return (concordant - discordant) / denominator if denominator > 0 else 0.0
+
+
+class RankedRewardTrainer(RewardTrainer):
+    """`trl.RewardTrainer` for ranked lists (InstructGPT): one forward per completion, all pairs of a prompt at once.
+
+    Accepts ranked rows (`prompt`, `completions`, `ranks`) and TRL preference rows (`chosen`/`rejected`, read as
+    K = 2), as text or conversations. Everything else (model id or instance, `peft_config`, eval, `push_to_hub`,
+    `center_rewards_coefficient`) is the parent's. Bad rows raise `ValueError` in `__init__` naming the row.
+
+    Logged metrics (train and `eval_`): `accuracy` (fraction of labeled pairs with r_w > r_l), `margin`
+    (mean r_w - r_l), `num_pairs`, `num_completions` (per batch), `min/mean/max_reward`, `kendall_tau` (tau-b per
+    prompt, averaged), `top1_accuracy` (the top-scored completion carries the best rank) and `num_tokens`.
+    """
+
+    _tag_names = ["trl", "reward-trainer", "rlhf_ext", "ranked-reward"]
+    _name = "Ranked Reward"
+
+    def __init__(
+        self,
+        model,
+        args: RewardConfig | None = None,
+        data_collator=None,
+        train_dataset: Dataset | IterableDataset | None = None,
+        eval_dataset=None,
+        processing_class=None,
+        compute_metrics=None,
+        callbacks=None,
+        optimizers=(None, None),
+        optimizer_cls_and_kwargs=None,
+        preprocess_logits_for_metrics=None,
+        quantization_config=None,
+        peft_config=None,
+    ):
+        if args is None:
+            name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "model")
+            args = RankedRewardConfig(f"{str(name).rstrip('/').split('/')[-1]}-RankedReward")
+        # Check the data before loading anything: bad rows must fail here, not steps into training.
+        if train_dataset is not None:
+            self._validate(train_dataset, "train_dataset", args)
+        if isinstance(eval_dataset, dict):
+            for key, dataset in eval_dataset.items():
+                self._validate(dataset, f"eval_dataset[{key!r}]", args)
+        elif eval_dataset is not None:
+            self._validate(eval_dataset, "eval_dataset", args)
+        if data_collator is None:
+            # The pad token id is only settled inside the parent's __init__; filled in below.
+            data_collator = DataCollatorForRanking(pad_to_multiple_of=args.pad_to_multiple_of)
+            own_collator = True
+        else:
+            own_collator = False
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+            quantization_config=quantization_config,
+            peft_config=peft_config,
+        )
+        if own_collator:
+            self.data_collator.pad_token_id = self.processing_class.pad_token_id
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Data
+    # ----------------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _validate(dataset, name: str, args) -> None:
+        columns = get_dataset_column_names(dataset)
+        limit = _ITERABLE_VALIDATION_ROWS if isinstance(dataset, IterableDataset) else None
+        if "completions_ids" in columns or ("chosen_ids" in columns and "rejected_ids" in columns):
+            rows = dataset if limit is None else dataset.take(limit)
+            _validate_tokenized(rows, name)
+        elif "chosen_input_ids" in columns and "rejected_input_ids" in columns:
+            return  # TRL's legacy tokenized columns: the parent renames them
+        else:
+            validate_ranked_dataset(dataset, name=name, limit=limit)
+        max_completions = getattr(args, "max_completions", None)
+        if max_completions is not None and "completions" in columns:
+            rows = dataset if limit is None else dataset.take(limit)
+            for index, row in enumerate(rows):
+                if len(row["completions"]) > max_completions:
+                    raise ValueError(
+                        f"{name} row {index}: {len(row['completions'])} completions, more than "
+                        f"max_completions={max_completions}."
+                    )
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        columns = get_dataset_column_names(dataset)
+        is_iterable = isinstance(dataset, IterableDataset)
+        map_kwargs = {} if is_iterable else {"num_proc": args.dataset_num_proc}
+        if "completions_ids" not in columns:
+            if "chosen_input_ids" in columns and "rejected_input_ids" in columns and "chosen_ids" not in columns:
+                dataset = dataset.rename_columns(
+                    {"chosen_input_ids": "chosen_ids", "rejected_input_ids": "rejected_ids"}
+                )
+                columns = get_dataset_column_names(dataset)
+            if "chosen_ids" in columns and "rejected_ids" in columns:
+                dataset = dataset.map(
+                    lambda ex: {"completions_ids": [ex["chosen_ids"], ex["rejected_ids"]], "ranks": [0, 1]},
+                    remove_columns=["chosen_ids", "rejected_ids"],
+                    **map_kwargs,
+                )
+            else:
+                dataset = self._tokenize_ranked(to_ranked(dataset), processing_class, dataset_name, map_kwargs)
+
+        if args.max_length is not None:
+            max_length = args.max_length
+
+            def short_enough(example):
+                return all(len(ids) <= max_length for ids in example["completions_ids"])
+
+            if is_iterable:
+                dataset = dataset.filter(short_enough)
+                logger.warning(
+                    "%s is an IterableDataset: rows with a completion longer than max_length=%d are dropped as they "
+                    "stream; their count is not known in advance.",
+                    dataset_name,
+                    max_length,
+                )
+            else:
+                before = len(dataset)
+                dataset = dataset.filter(
+                    short_enough, desc=f"Filtering {dataset_name} >{max_length} tokens", **map_kwargs
+                )
+                dropped = before - len(dataset)
+                if dropped:
+                    logger.warning(
+                        "%s: dropped %d of %d rows with a completion longer than max_length=%d tokens "
+                        "(prompt + completion + EOS).",
+                        dataset_name,
+                        dropped,
+                        before,
+                        max_length,
+                    )
+                if len(dataset) == 0:
+                    raise ValueError(f"{dataset_name}: every row is longer than max_length={max_length}.")
+        return dataset
+
+    @staticmethod
+    def _tokenize_ranked(dataset, processing_class, dataset_name, map_kwargs):
+        first = next(iter(dataset))
+        conversational = is_conversational({"prompt": first["prompt"]}) or is_conversational(
+            {"completion": first["completions"][0]}
+        )
+        eos = processing_class.eos_token
+
+        def tokenize(example):
+            kwargs = {}
+            if conversational:
+                tools = example.get("tools")
+                tools = json.loads(tools) if isinstance(tools, str) else tools
+                kwargs = {"tools": tools, **(example.get("chat_template_kwargs") or {})}
+            ids = []
+            for completion in example["completions"]:
+                if not conversational and not completion.endswith(eos):
+                    completion = completion + eos  # the parent's EOS rule: text rows end with EOS
+                ids.append(_tokenize(processing_class, example["prompt"] + completion, **kwargs)["input_ids"])
+            return {"completions_ids": ids}
+
+        if not isinstance(dataset, IterableDataset):
+            map_kwargs = {**map_kwargs, "desc": f"Tokenizing {dataset_name} dataset"}
+        columns = get_dataset_column_names(dataset)
+        drop = [c for c in ("prompt", "completions") if c in columns]
+        return dataset.map(tokenize, remove_columns=drop, **map_kwargs)
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = ["completions_ids", "ranks", "margin"]
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        if eval_dataset is not None and not isinstance(eval_dataset, str):
+            datasets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
+            for key, dataset in datasets.items():
+                self._validate(dataset, key, self.args)
+        return super().evaluate(
+            eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix
+        )
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Loss and metrics
+    # ----------------------------------------------------------------------------------------------------------
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        ranking = {k: inputs.pop(k) for k in _RANKING_KEYS if k in inputs}
+        inputs["use_cache"] = False
+        outputs = model(**inputs)  # one forward over every completion of every prompt
+        rewards = outputs.logits.squeeze(-1).float()
+
+        winner, loser, pair_prompt = ranking["pair_winner"], ranking["pair_loser"], ranking["pair_prompt"]
+        num_prompts = int(ranking["prompt_index"].max().item()) + 1
+        diff = rewards[winner] - rewards[loser]
+        logits = diff - ranking["margin"][pair_prompt] if "margin" in ranking else diff
+        pair_losses = -F.logsigmoid(logits)
+
+        weights = self._pair_weights(pair_prompt, num_prompts)
+        loss = (pair_losses * weights).sum()
+        if self.args.center_rewards_coefficient is not None:
+            centered = (rewards[winner] + rewards[loser]) ** 2
+            loss = loss + self.args.center_rewards_coefficient * (centered * weights).sum()
+
+        if mode == "train":
+            num_tokens = self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
+            self._total_train_tokens += num_tokens // self._tp_size
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        with torch.no_grad():
+            self._log_ranking_metrics(mode, rewards.detach(), diff.detach(), ranking, num_prompts)
+
+        return (loss, outputs) if return_outputs else loss
+
+    def _pair_weights(self, pair_prompt: torch.Tensor, num_prompts: int) -> torch.Tensor:
+        if getattr(self.args, "pair_weighting", "prompt") == "pair":
+            return torch.full(pair_prompt.shape, 1.0 / pair_prompt.numel(), device=pair_prompt.device)
+        pairs_per_prompt = torch.bincount(pair_prompt, minlength=num_prompts).float()
+        return 1.0 / (pairs_per_prompt[pair_prompt] * num_prompts)
+
+    def _log_ranking_metrics(self, mode, rewards, diff, ranking, num_prompts):
+        metrics, gather = self._metrics[mode], self.accelerator.gather_for_metrics
+        all_rewards = self.accelerator.gather(rewards)
+        metrics["min_reward"].append(all_rewards.min().item())
+        metrics["mean_reward"].append(all_rewards.mean().item())
+        metrics["max_reward"].append(all_rewards.max().item())
+        metrics["accuracy"].append(gather((diff > 0).float().mean()).mean().item())
+        metrics["margin"].append(gather(diff.mean()).mean().item())
+        metrics["num_pairs"].append(gather(torch.tensor(float(diff.numel()), device=diff.device)).sum().item())
+        metrics["num_completions"].append(
+            gather(torch.tensor(float(rewards.numel()), device=rewards.device)).sum().item()
+        )
+        # Per-prompt ranking quality, on the CPU: K <= ~10, so the O(K^2) loop is negligible.
+        groups = defaultdict(list)
+        for b, r, s in zip(ranking["prompt_index"].tolist(), ranking["ranks"].tolist(), rewards.tolist()):
+            groups[b].append((r, s))
+        taus, top1 = [], []
+        for items in groups.values():
+            ranks, scores = [r for r, _ in items], [s for _, s in items]
+            taus.append(kendall_tau_b(ranks, scores))
+            top1.append(float(ranks[max(range(len(scores)), key=scores.__getitem__)] == min(ranks)))
+        device = rewards.device
+        metrics["kendall_tau"].append(gather(torch.tensor(sum(taus) / len(taus), device=device)).mean().item())
+        metrics["top1_accuracy"].append(gather(torch.tensor(sum(top1) / len(top1), device=device)).mean().item())
+
+
+def _validate_tokenized(rows, name: str) -> None:
+    """Checks of already tokenized rows (`completions_ids`/`ranks`, or TRL's `chosen_ids`/`rejected_ids`)."""
+    from rlhf_ext.ranked_data import _is_integer
+
+    for index, row in enumerate(rows):
+        if "completions_ids" not in row:
+            if not row.get("chosen_ids") or not row.get("rejected_ids"):
+                raise ValueError(f"{name} row {index}: empty 'chosen_ids' or 'rejected_ids'.")
+            continue
+        if "ranks" not in row:
+            raise ValueError(f"{name} row {index}: missing column(s) ['ranks'] next to 'completions_ids'.")
+        ids, ranks = row["completions_ids"], row["ranks"]
+        where = f"{name} row {index}"
+        if len(ids) < 2:
+            raise ValueError(f"{where}: 'completions_ids' has {len(ids)} entry(ies); a ranked row needs at least 2.")
+        if any(len(x) == 0 for x in ids):
+            raise ValueError(f"{where}: a completion is empty.")
+        if len(ranks) != len(ids):
+            raise ValueError(f"{where}: 'ranks' has {len(ranks)} entries but 'completions_ids' has {len(ids)}.")
+        if not all(_is_integer(r) for r in ranks):
+            raise ValueError(f"{where}: ranks must be integers (not bool or float), got {ranks!r}.")
+        if len(set(ranks)) < 2:
+            raise ValueError(f"{where}: all {len(ranks)} completions are tied (ranks {list(ranks)}).")
