@@ -29,3 +29,18 @@ def tiny_tokenizer(tiny_models):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_models.tokenizer)
+
+
+@pytest.fixture
+def local_hub(tmp_path, monkeypatch):
+    """A running LocalHub in a temp folder; huggingface_hub, transformers and datasets point at it.
+
+    The HF_* environment variables and the clients' module constants are patched through monkeypatch
+    (undone at teardown), so the rest of the suite stays offline. Uploads use the user ``local-user``.
+    """
+    from rlhf_ext.testing.local_hub import LocalHub
+
+    hub = LocalHub(tmp_path / "hub-storage").start()
+    hub.patch_clients(monkeypatch, cache_dir=tmp_path / "hf-cache")
+    yield hub
+    hub.stop()
