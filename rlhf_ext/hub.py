@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,10 @@ class HubPushError(RuntimeError):
 
 
 def _reason(err: Exception) -> str:
-    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 
+    if isinstance(err, OfflineModeIsEnabled):
+        return "offline mode is on (HF_HUB_OFFLINE=1): unset it to push"
     if isinstance(err, LocalTokenNotFoundError):
         return "no Hugging Face token found: run `hf auth login` or set HF_TOKEN"
     if isinstance(err, HfHubHTTPError) and err.response is not None:
@@ -37,6 +40,20 @@ def _reason(err: Exception) -> str:
     return f"{name}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
+def _retryable(err: Exception) -> bool:
+    """Server errors and dropped connections are worth another try; auth and request errors are not."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
+
+    if isinstance(err, (LocalTokenNotFoundError, OfflineModeIsEnabled)):
+        return False
+    if isinstance(err, HfHubHTTPError):
+        return err.response is not None and err.response.status_code >= 500
+    name = type(err).__name__
+    return any(s in name for s in ("Connect", "Timeout", "RemoteProtocol", "ReadError")) or isinstance(
+        err, (ConnectionError, TimeoutError)
+    )
+
+
 def push_folder(
     folder: str | Path,
     repo_id: str,
@@ -45,27 +62,42 @@ def push_folder(
     token: str | None = None,
     commit_message: str = "Upload with rlhf_ext",
     private: bool | None = None,
+    attempts: int = 3,
+    backoff_seconds: float = 1.0,
+    endpoint: str | None = None,
 ) -> str:
     """Create ``repo_id`` if needed and upload ``folder`` into it; returns the commit URL.
 
-    Raises :class:`HubPushError` naming the folder (intact) and the cause.
+    A server error (5xx) or a dropped connection is retried up to ``attempts`` times in all: uploading the
+    same folder again is safe, since a commit either lands whole or not at all and re-sending identical
+    files changes nothing. Other failures (no token, 401/403, bad repo id) are not retried. Raises
+    :class:`HubPushError` naming the folder (intact) and the cause.
     """
     from huggingface_hub import HfApi
 
     folder = Path(folder)
     if not folder.is_dir():
         raise HubPushError(f"cannot push {folder}: it is not a folder")
-    api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, repo_type=repo_type, exist_ok=True, private=private)
-        info = api.upload_folder(
-            folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message=commit_message
-        )
-    except Exception as err:  # noqa: BLE001 - every failure becomes one actionable error
-        raise HubPushError(
-            f"pushing {folder} to the Hub {repo_type} repo '{repo_id}' failed: {_reason(err)}. "
-            f"The local files in {folder} are intact; rerun the push once this is fixed."
-        ) from err
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
+    api = HfApi(token=token, endpoint=endpoint)
+    for attempt in range(1, attempts + 1):
+        try:
+            api.create_repo(repo_id, repo_type=repo_type, exist_ok=True, private=private)
+            info = api.upload_folder(
+                folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message=commit_message
+            )
+            break
+        except Exception as err:  # noqa: BLE001 - every failure becomes one actionable error
+            if attempt < attempts and _retryable(err):
+                logger.warning("push to %s failed (%s); retry %d of %d", repo_id, _reason(err), attempt, attempts - 1)
+                time.sleep(backoff_seconds * attempt)
+                continue
+            tries = f" after {attempt} attempts" if attempt > 1 else ""
+            raise HubPushError(
+                f"pushing {folder} to the Hub {repo_type} repo '{repo_id}' failed{tries}: {_reason(err)}. "
+                f"The local files in {folder} are intact; rerun the push once this is fixed."
+            ) from err
     logger.info("pushed %s to %s", folder, repo_id)
     return str(getattr(info, "commit_url", info))
 
