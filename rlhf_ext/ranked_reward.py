@@ -26,6 +26,7 @@ from trl import RewardConfig, RewardTrainer
 from trl.data_utils import _tokenize, get_dataset_column_names, is_conversational
 from trl.trainer.utils import pad
 
+from rlhf_ext.cards import CardMixin
 from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def kendall_tau_b(ranks: list[int], scores: list[float]) -> float:
     return (concordant - discordant) / denominator if denominator > 0 else 0.0
 
 
-class RankedRewardTrainer(RewardTrainer):
+class RankedRewardTrainer(CardMixin, RewardTrainer):
     """`trl.RewardTrainer` for ranked lists (InstructGPT): one forward per completion, all pairs of a prompt at once.
 
     Accepts ranked rows (`prompt`, `completions`, `ranks`) and TRL preference rows (`chosen`/`rejected`, read as
@@ -147,6 +148,16 @@ class RankedRewardTrainer(RewardTrainer):
 
     _tag_names = ["trl", "reward-trainer", "rlhf_ext", "ranked-reward"]
     _name = "Ranked Reward"
+    # rlhf_ext's model card (CardMixin replaces TRL's create_model_card).
+    _card_kind = "reward_model"
+    _card_method = "reward modelling on ranked lists (InstructGPT: all C(K,2) pairs of a prompt in one batch element)"
+    _card_citations = ("instructgpt", "trl")
+    _card_curves = ("loss", "accuracy", "kendall_tau", "top1_accuracy")
+    _card_hyperparameters = CardMixin._card_hyperparameters + (
+        "pair_weighting",
+        "max_length",
+        "center_rewards_coefficient",
+    )
 
     def __init__(
         self,

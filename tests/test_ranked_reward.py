@@ -341,3 +341,33 @@ def test_end_to_end_learns_a_ranking_and_reports_eval_metrics(tiny_models, tiny_
     assert after["eval_kendall_tau"] > 0.5
     assert after["eval_top1_accuracy"] > 0.5
     assert after["eval_loss"] < before["eval_loss"]
+
+
+def test_push_to_hub_publishes_card_and_model(local_hub, tiny_models, tiny_tokenizer, tmp_path):
+    from huggingface_hub import HfApi, ModelCard
+    from transformers import AutoModelForSequenceClassification
+
+    args = RankedRewardConfig(
+        **config(
+            tmp_path,
+            max_steps=2,
+            per_device_train_batch_size=2,
+            push_to_hub=True,
+            hub_model_id="local-user/tiny-ranked-rm",
+            hub_token=local_hub.token,
+        )
+    )
+    trainer = RankedRewardTrainer(
+        model=str(tiny_models.reward_model),
+        args=args,
+        train_dataset=Dataset.from_list(RANKED),
+        processing_class=tiny_tokenizer,
+    )
+    trainer.train()
+    trainer.push_to_hub()
+    files = set(HfApi(token=local_hub.token).list_repo_files("local-user/tiny-ranked-rm"))
+    assert {"README.md", "model.safetensors", "config.json"} <= files
+    card = ModelCard.load("local-user/tiny-ranked-rm", token=local_hub.token)
+    assert "ranked lists" in card.text
+    reloaded = AutoModelForSequenceClassification.from_pretrained("local-user/tiny-ranked-rm", token=local_hub.token)
+    assert reloaded.config.num_labels == 1
