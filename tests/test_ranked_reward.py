@@ -371,3 +371,15 @@ def test_push_to_hub_publishes_card_and_model(local_hub, tiny_models, tiny_token
     assert "ranked lists" in card.text
     reloaded = AutoModelForSequenceClassification.from_pretrained("local-user/tiny-ranked-rm", token=local_hub.token)
     assert reloaded.config.num_labels == 1
+
+
+def test_docs_example_runs(tmp_path):
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "ranked_reward.md"
+    code = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)[0]
+    code = code.replace('"/tmp/tiny"', repr(str(tmp_path / "tiny"))).replace('"/tmp/rm"', repr(str(tmp_path / "rm")))
+    namespace = {}
+    exec(compile(code, str(doc), "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["trainer"].state.global_step == 4
