@@ -7,6 +7,8 @@ import logging
 import numpy as np
 import pytest
 from datasets import Dataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlhf_ext.ranked_data import (
     from_lm_human_preferences,
@@ -293,3 +295,20 @@ def test_pairs_to_ranked_consistent_ranking_and_cycles(caplog):
         pairs_to_ranked(
             [{"prompt": "P", "chosen": "a", "rejected": "b"}, {"prompt": "P", "chosen": "b", "rejected": "a"}]
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=4), min_size=2, max_size=9))
+def test_pairs_roundtrip_keeps_every_labeled_order(ranks):
+    pairs = ranked_pairs(ranks)
+    ties = sum(ranks[i] == ranks[j] for i in range(len(ranks)) for j in range(i + 1, len(ranks)))
+    assert len(pairs) == len(ranks) * (len(ranks) - 1) // 2 - ties
+    assert all(ranks[w] < ranks[lo] for w, lo in pairs)
+    if not pairs:
+        return
+    rows = [{"prompt": "P", "chosen": f"c{w}", "rejected": f"c{lo}"} for w, lo in pairs]
+    (out,) = pairs_to_ranked(rows).to_list()
+    derived = dict(zip(out["completions"], out["ranks"]))
+    assert all(derived[f"c{w}"] < derived[f"c{lo}"] for w, lo in pairs)
+    # From a complete ranking (all pairs present) the derived ranking induces exactly the same pairs.
+    assert len(ranked_pairs(out["ranks"])) == len(pairs)
