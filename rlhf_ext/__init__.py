@@ -12,6 +12,10 @@ __version__ = "0.1.0.dev0"
 
 # public name -> module that defines it
 _LAZY = {
+    "PPOTrainer": "rlhf_ext.ppo",
+    "PPOConfig": "rlhf_ext.ppo",
+    "AdaptiveKLController": "rlhf_ext.kl_controllers",
+    "FixedKLController": "rlhf_ext.kl_controllers",
     "RankedRewardTrainer": "rlhf_ext.ranked_reward",
     "RankedRewardConfig": "rlhf_ext.ranked_reward",
 }
