@@ -190,7 +190,8 @@ def speed(args, tokenizer_path):
 WORDS = ["bad", "sad", "dark", "cruel", "ugly", "awful", "kind", "bright"]
 
 
-def count_ranked(n, seed, k):
+def count_ranked(n, seed, k, noise=0.0):
+    """Eight-word completions ranked by their count of "good" (+ Gaussian labeler noise of sd ``noise``)."""
     rng = random.Random(seed)
     rows = []
     while len(rows) < n:
@@ -202,7 +203,9 @@ def count_ranked(n, seed, k):
             words = ["good"] * c + [rng.choice(WORDS) for _ in range(8 - c)]
             rng.shuffle(words)
             completions.append(" " + " ".join(words))
-        rows.append({"prompt": "Review:", "completions": completions, "ranks": [-c for c in counts]})
+        labeled = [c + rng.gauss(0, noise) for c in counts] if noise else counts
+        ranks = [sorted(set(labeled), reverse=True).index(v) for v in labeled]
+        rows.append({"prompt": "Review:", "completions": completions, "ranks": ranks})
     return rows
 
 
@@ -237,7 +240,7 @@ def learning(args, paths):
 
     tok = AutoTokenizer.from_pretrained(paths.tokenizer)
     k = args.acc_k
-    train, test = count_ranked(args.acc_prompts, 0, k), count_ranked(200, 1, k)
+    train, test = count_ranked(args.acc_prompts, 0, k, args.acc_noise), count_ranked(200, 1, k)
     pairs = [
         {"prompt": r["prompt"], "chosen": r["completions"][w], "rejected": r["completions"][lo]}
         for r in train
@@ -258,7 +261,8 @@ def learning(args, paths):
     )
     print(
         f"== Part 2: held-out pairwise accuracy after one epoch; {len(train)} prompts x K={k} "
-        f"({len(pairs)} comparisons, ties excluded), tiny Llama RM, lr {args.acc_lr}"
+        f"({len(pairs)} comparisons, ties excluded), labeler noise sd {args.acc_noise}, noise-free held-out set, "
+        f"tiny Llama RM, lr {args.acc_lr}"
     )
     accuracies = {}
     for seed in range(args.acc_seeds):
@@ -303,11 +307,12 @@ def main():
     ap.add_argument("--layers", type=int, default=7, help="7 layers x 512 hidden ~ 20M parameters")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--acc-prompts", type=int, default=120)
+    ap.add_argument("--acc-prompts", type=int, default=60)
     ap.add_argument("--acc-k", type=int, default=4)
     ap.add_argument("--acc-batch", type=int, default=4)
-    ap.add_argument("--acc-lr", type=float, default=5e-4)
+    ap.add_argument("--acc-lr", type=float, default=1.5e-4)
     ap.add_argument("--acc-seeds", type=int, default=3)
+    ap.add_argument("--acc-noise", type=float, default=1.5, help="sd of Gaussian noise on the labeled scores")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args()
