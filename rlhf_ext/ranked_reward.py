@@ -222,16 +222,17 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
             rows = dataset if limit is None else dataset.take(limit)
             _validate_tokenized(rows, name)
         elif "chosen_input_ids" in columns and "rejected_input_ids" in columns:
-            return  # TRL's legacy tokenized columns: the parent renames them
+            return  # TRL's legacy tokenized columns (chosen_input_ids/...): renamed and used as K = 2 rows
         else:
             validate_ranked_dataset(dataset, name=name, limit=limit)
         max_completions = getattr(args, "max_completions", None)
-        if max_completions is not None and "completions" in columns:
+        column = next((c for c in ("completions", "completions_ids") if c in columns), None)
+        if max_completions is not None and column is not None:
             rows = dataset if limit is None else dataset.take(limit)
             for index, row in enumerate(rows):
-                if len(row["completions"]) > max_completions:
+                if len(row[column]) > max_completions:
                     raise ValueError(
-                        f"{name} row {index}: {len(row['completions'])} completions, more than "
+                        f"{name} row {index}: {len(row[column])} completions, more than "
                         f"max_completions={max_completions}."
                     )
 

@@ -383,3 +383,16 @@ def test_docs_example_runs(tmp_path):
     namespace = {}
     exec(compile(code, str(doc), "exec"), namespace)  # noqa: S102 - our own documentation
     assert namespace["trainer"].state.global_step == 4
+
+
+def test_pretokenized_rows_ranked_and_trl_columns(tiny_models, tiny_tokenizer, tmp_path):
+    ranked = Dataset.from_list([{"completions_ids": [[5, 6, 2], [7, 2], [8, 9, 10, 2]], "ranks": [1, 0, 2]}] * 4)
+    trainer = make_trainer(tiny_models, tiny_tokenizer, tmp_path, ranked, per_device_train_batch_size=2, max_steps=1)
+    trainer.train()
+    assert trainer.state.log_history[0]["num_pairs"] == 6
+    pairs = Dataset.from_list([{"chosen_ids": [5, 6, 2], "rejected_ids": [7, 2]}] * 4)
+    trainer = make_trainer(tiny_models, tiny_tokenizer, tmp_path, pairs, per_device_train_batch_size=2, max_steps=1)
+    assert trainer.train_dataset[0]["ranks"] == [0, 1]
+    bad = Dataset.from_list([{"completions_ids": [[5, 2], [6, 2]], "ranks": [0, 0]}])
+    with pytest.raises(ValueError, match="train_dataset row 0: all 2 completions are tied"):
+        make_trainer(tiny_models, tiny_tokenizer, tmp_path, bad)
