@@ -1,0 +1,149 @@
+"""rlhf_ext.losses against hand computations in high precision (mpmath), including the numerical edges."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rlhf_ext.losses import ODDS_RATIO_EPS, ODDS_RATIO_MIN_LOGP, log_odds, odds_ratio_loss
+
+mpmath.mp.dps = 50
+
+# logp values hit by real models and the edges: exactly 0 (fp32 log-softmax of a confident token), a hair below 0
+# (inside the clamp), the clamp itself, ordinary values, below -50 (exp underflows in float32 arithmetic), -inf.
+EDGES = [0.0, -1e-12, -ODDS_RATIO_EPS, -2e-6, -1e-3, -0.5, -math.log(2), -1.0, -5.0, -30.0, -60.0, -200.0]
+
+
+def _clamped(x: float) -> float:
+    return min(max(x, ODDS_RATIO_MIN_LOGP), -ODDS_RATIO_EPS)
+
+
+def hand_log_odds(x: float) -> mpmath.mpf:
+    """log(p / (1 - p)) with p = exp(x), in 50 digits, after the documented clamp."""
+    p = mpmath.exp(mpmath.mpf(_clamped(x)))
+    return mpmath.log(p) - mpmath.log(1 - p)
+
+
+def hand_loss(w: float, r: float) -> float:
+    margin = hand_log_odds(w) - hand_log_odds(r)
+    return float(-mpmath.log(1 / (1 + mpmath.exp(-margin))))
+
+
+def hand_grads(w: float, r: float) -> tuple[float, float]:
+    """d loss / d logp_w and d loss / d logp_l; 0 where the clamp is active (strictly outside the domain)."""
+    margin = hand_log_odds(w) - hand_log_odds(r)
+    s = 1 / (1 + mpmath.exp(margin))  # sigmoid(-margin)
+
+    def dlogodds(x):
+        if x > -ODDS_RATIO_EPS or x < ODDS_RATIO_MIN_LOGP:
+            return mpmath.mpf(0)
+        return 1 / (1 - mpmath.exp(mpmath.mpf(x)))
+
+    return float(-s * dlogodds(w)), float(s * dlogodds(r))
+
+
+PAIRS = [(w, r) for w in EDGES for r in EDGES]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_value_matches_hand_computation(dtype):
+    w = torch.tensor([p[0] for p in PAIRS], dtype=dtype)
+    r = torch.tensor([p[1] for p in PAIRS], dtype=dtype)
+    got = odds_ratio_loss(w, r)
+    assert got.dtype == dtype
+    expected = torch.tensor(
+        [hand_loss(float(a), float(b)) for a, b in zip(w.tolist(), r.tolist())], dtype=torch.float64
+    )
+    rtol, atol = (1e-12, 1e-12) if dtype == torch.float64 else (1e-5, 1e-6)
+    torch.testing.assert_close(got.double(), expected, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gradients_finite_and_match_hand_computation(dtype):
+    w = torch.tensor([p[0] for p in PAIRS], dtype=dtype, requires_grad=True)
+    r = torch.tensor([p[1] for p in PAIRS], dtype=dtype, requires_grad=True)
+    odds_ratio_loss(w, r).sum().backward()
+    assert torch.isfinite(w.grad).all() and torch.isfinite(r.grad).all()
+    expected = [hand_grads(float(a), float(b)) for a, b in zip(w.tolist(), r.tolist())]
+
+    # At exactly -eps the clamp passes the gradient in torch (closed interval); skip that boundary point.
+    def at_boundary(x):
+        return math.isclose(x, -ODDS_RATIO_EPS, rel_tol=1e-6)
+
+    keep = [i for i, (a, b) in enumerate(zip(w.tolist(), r.tolist())) if not (at_boundary(a) or at_boundary(b))]
+    rtol = 1e-9 if dtype == torch.float64 else 1e-4
+    for i in keep:
+        assert w.grad[i].item() == pytest.approx(expected[i][0], rel=rtol, abs=1e-12), PAIRS[i]
+        assert r.grad[i].item() == pytest.approx(expected[i][1], rel=rtol, abs=1e-12), PAIRS[i]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_named_edges(dtype):
+    # Equal inputs: margin 0, loss log 2, whatever the value (even 0 and -60).
+    for x in (0.0, -1e-12, -0.3, -60.0):
+        v = torch.full((3,), x, dtype=dtype)
+        torch.testing.assert_close(odds_ratio_loss(v, v), torch.full((3,), math.log(2), dtype=dtype))
+    # logp 0 and -1e-12 are both clamped to -eps: identical, finite log-odds of log((1-eps)/eps).
+    cap = math.log((1 - ODDS_RATIO_EPS) / ODDS_RATIO_EPS)
+    got = log_odds(torch.tensor([0.0, -1e-12], dtype=dtype))
+    torch.testing.assert_close(got, torch.full((2,), cap, dtype=dtype), rtol=1e-6, atol=1e-6)
+    # Far below -50 the log-odds equal the log-prob (1 - p == 1): no underflow to -inf or NaN.
+    torch.testing.assert_close(
+        log_odds(torch.tensor([-60.0, -1e3], dtype=dtype)), torch.tensor([-60.0, -1e3], dtype=dtype)
+    )
+    # -inf (a masked vocabulary entry) gives a finite loss and gradient.
+    w = torch.tensor([-float("inf"), -1.0], dtype=dtype, requires_grad=True)
+    r = torch.tensor([-1.0, -float("inf")], dtype=dtype, requires_grad=True)
+    loss = odds_ratio_loss(w, r)
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(w.grad).all() and torch.isfinite(r.grad).all()
+
+
+def test_half_precision_is_upcast():
+    w = torch.tensor([0.0, -0.5], dtype=torch.bfloat16)
+    r = torch.tensor([-0.5, 0.0], dtype=torch.bfloat16)
+    out = odds_ratio_loss(w, r)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_gradcheck_interior():
+    w = torch.tensor([-0.01, -0.4, -0.9, -3.0, -55.0], dtype=torch.float64, requires_grad=True)
+    r = torch.tensor([-0.02, -2.0, -0.1, -0.7, -52.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(odds_ratio_loss, (w, r))
+
+
+def test_matches_trl_formula_where_trl_is_finite():
+    from trl.experimental.orpo.orpo_trainer import log1mexp
+
+    w = torch.tensor([-0.01, -0.4, -0.9, -3.0, -55.0, -0.7])
+    r = torch.tensor([-0.02, -2.0, -0.1, -0.7, -52.0, -0.69])
+    trl_log_odds = (w - r) - (log1mexp(w) - log1mexp(r))
+    torch.testing.assert_close(odds_ratio_loss(w, r), -torch.nn.functional.logsigmoid(trl_log_odds))
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="same shape"):
+        odds_ratio_loss(torch.zeros(2), torch.zeros(3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-1e3, max_value=0.0, allow_nan=False), min_size=1, max_size=8),
+    st.sampled_from([torch.float32, torch.float64]),
+)
+def test_property_finite_nonnegative_and_antisymmetric(values, dtype):
+    w = torch.tensor(values, dtype=dtype, requires_grad=True)
+    r = torch.tensor(values[::-1], dtype=dtype, requires_grad=True)
+    loss = odds_ratio_loss(w, r)
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and (loss >= 0).all()
+    assert torch.isfinite(w.grad).all() and torch.isfinite(r.grad).all()
+    # softplus(-m) - softplus(m) = -m: swapping the roles flips the margin.
+    swapped = odds_ratio_loss(r.detach(), w.detach())
+    margin = log_odds(w.detach()) - log_odds(r.detach())
+    torch.testing.assert_close(loss.detach() - swapped, -margin, rtol=1e-5, atol=1e-4)
