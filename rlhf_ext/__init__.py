@@ -18,6 +18,8 @@ _LAZY = {
     "FixedKLController": "rlhf_ext.kl_controllers",
     "RankedRewardTrainer": "rlhf_ext.ranked_reward",
     "RankedRewardConfig": "rlhf_ext.ranked_reward",
+    "ORPOTrainer": "rlhf_ext.orpo",
+    "ORPOConfig": "rlhf_ext.orpo",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
