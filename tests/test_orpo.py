@@ -1,0 +1,297 @@
+"""rlhf_ext.ORPOTrainer: parity with TRL's experimental ORPO on pairs, ranked lists by hand, masked rows, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from datasets import Dataset
+
+from rlhf_ext.ranked_data import to_ranked
+
+PAIRS = [
+    {"prompt": "The movie was", "chosen": " wonderful and great.", "rejected": " dull."},
+    {"prompt": "The team", "chosen": " won the final match.", "rejected": " lost, a boring waste of time."},
+    {"prompt": "Scientists said", "chosen": " the storm would reach the coast.", "rejected": " bad."},
+    {"prompt": "Once upon a time", "chosen": " there was a village.", "rejected": " the plot was dull."},
+]
+CHAT_PAIRS = [  # implicit prompt: the shared user turn
+    {
+        "chosen": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["chosen"]}],
+        "rejected": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["rejected"]}],
+    }
+    for r in PAIRS
+]
+RANKED = [
+    {"prompt": "The movie was", "completions": [" great.", " dull.", " wonderful and warm."], "ranks": [1, 2, 0]},
+    {"prompt": "The team", "completions": [" won.", " lost."], "ranks": [0, 1]},
+    {  # two completions tie for best, one tie further down
+        "prompt": "Scientists said",
+        "completions": [" the storm.", " heavy rain.", " bad.", " awful."],
+        "ranks": [0, 0, 1, 1],
+    },
+]
+
+TRL_KEYS = (
+    "loss",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/accuracies",
+    "rewards/margins",
+    "logps/chosen",
+    "logps/rejected",
+    "logits/chosen",
+    "logits/rejected",
+    "nll_loss",
+    "log_odds_ratio",
+    "log_odds_chosen",
+    "grad_norm",
+)
+
+
+def _config(config_cls, tmp_path, **overrides):
+    kwargs = dict(
+        output_dir=str(tmp_path / "out"),
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        per_device_train_batch_size=2,
+        per_device_eval_batch_size=2,
+        max_steps=3,
+        logging_steps=1,
+        learning_rate=1e-3,
+        gradient_checkpointing=False,
+        max_length=64,
+        save_strategy="no",
+        seed=0,
+        disable_tqdm=True,
+    )
+    kwargs.update(overrides)
+    return config_cls(**kwargs)
+
+
+def _trainer(tiny_models, tiny_tokenizer, tmp_path, rows, eval_rows=None, **overrides):
+    from transformers import AutoModelForCausalLM
+
+    from rlhf_ext import ORPOConfig, ORPOTrainer
+
+    return ORPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm),
+        args=_config(ORPOConfig, tmp_path, **overrides),
+        train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        processing_class=tiny_tokenizer,
+    )
+
+
+def _batch(trainer, indices):
+    rows = [trainer.train_dataset[i] for i in indices]
+    return trainer.data_collator(rows)
+
+
+@pytest.mark.parametrize("rows", [PAIRS, CHAT_PAIRS], ids=["text-explicit-prompt", "chat-implicit-prompt"])
+def test_parity_with_trl_orpo_on_pairs(tiny_models, tiny_tokenizer, tmp_path, rows):
+    from transformers import AutoModelForCausalLM
+    from trl.experimental.orpo import ORPOConfig as TRLConfig
+    from trl.experimental.orpo import ORPOTrainer as TRLTrainer
+
+    reference = TRLTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm),
+        args=_config(TRLConfig, tmp_path / "trl"),
+        train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer,
+    )
+    reference.train()
+    reference_eval = reference.evaluate()
+    ours = _trainer(tiny_models, tiny_tokenizer, tmp_path / "ours", rows, eval_rows=rows)
+    ours.train()
+    ours_eval = ours.evaluate()
+
+    steps_ref = [h for h in reference.state.log_history if "loss" in h]
+    steps_ours = [h for h in ours.state.log_history if "loss" in h]
+    assert len(steps_ref) == len(steps_ours) == 3
+    for ref, got in zip(steps_ref, steps_ours):
+        for key in TRL_KEYS:
+            assert got[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-5), key
+        assert got["num_masked_rows"] == 0
+    for key, value in reference_eval.items():
+        if key.startswith("eval_") and not key.endswith(("runtime", "per_second")):
+            assert ours_eval[key] == pytest.approx(value, rel=1e-5, abs=1e-5), key
+    # The text both trainers tokenize is the same (same chosen token ids).
+    ref_ids = reference.train_dataset[0]["chosen_input_ids"]
+    assert ours.train_dataset[0]["completions_input_ids"][0] == ref_ids
+
+
+def test_ranked_chat_rows_tokenize_like_pairs(tiny_models, tiny_tokenizer, tmp_path):
+    prompt = [{"role": "user", "content": "The team"}]
+    chosen = [{"role": "assistant", "content": "won the final."}]
+    rejected = [{"role": "assistant", "content": "lost."}]
+    pair = _trainer(
+        tiny_models, tiny_tokenizer, tmp_path, [{"prompt": prompt, "chosen": chosen, "rejected": rejected}]
+    )
+    ranked = _trainer(
+        tiny_models, tiny_tokenizer, tmp_path, [{"prompt": prompt, "completions": [rejected, chosen], "ranks": [1, 0]}]
+    )
+    a, b = pair.train_dataset[0], ranked.train_dataset[0]
+    assert a["completions_input_ids"] == b["completions_input_ids"][::-1]
+    assert a["completions_labels"] == b["completions_labels"][::-1]
+
+
+def _hand_sequence_stats(model, input_ids, labels):
+    """Mean completion-token log-prob, and per-token log-probs of the whole sequence, by one unbatched forward."""
+    with torch.no_grad():
+        logits = model(torch.tensor([input_ids])).logits[0, :-1].double()
+    logps = torch.log_softmax(logits, -1).gather(-1, torch.tensor(input_ids[1:])[:, None])[:, 0]
+    completion = torch.tensor(labels[1:]) != -100
+    return logps[completion].mean().item(), logps, completion
+
+
+def _hand_log_odds(logp: float) -> float:
+    return logp - math.log(-math.expm1(logp))
+
+
+@pytest.mark.parametrize("sft_target", ["prompt_and_completion", "completion"])
+def test_ranked_loss_by_hand_mixed_k_one_forward(tiny_models, tiny_tokenizer, tmp_path, sft_target):
+    trainer = _trainer(tiny_models, tiny_tokenizer, tmp_path, RANKED, sft_target=sft_target, beta=0.5)
+    model = trainer.model.eval()
+    batch = _batch(trainer, range(len(RANKED)))
+
+    calls = []
+    handle = model.register_forward_hook(lambda m, args, kwargs_out: calls.append(args[0].shape[0]))
+    with torch.no_grad():
+        loss, metrics = trainer.get_batch_loss_metrics(model, batch)
+    handle.remove()
+    assert calls == [2 + 3 + 4]  # one forward over every completion of the batch
+
+    or_terms, nll_num, nll_den, pair_stats = [], 0.0, 0.0, []
+    for i, raw in enumerate(RANKED):
+        row = trainer.train_dataset[i]
+        stats = [
+            _hand_sequence_stats(model, ids, lab)
+            for ids, lab in zip(row["completions_input_ids"], row["completions_labels"])
+        ]
+        ranks = raw["ranks"]
+        pairs = [(w, r) for w in range(len(ranks)) for r in range(len(ranks)) if ranks[w] < ranks[r]]
+        terms = []
+        for w, r in pairs:
+            margin = _hand_log_odds(stats[w][0]) - _hand_log_odds(stats[r][0])
+            terms.append(math.log1p(math.exp(-margin)))
+            pair_stats.append((1 / (len(pairs) * len(RANKED)), stats[w][0], stats[r][0], margin))
+        or_terms.append(sum(terms) / len(terms))
+        best = [k for k in range(len(ranks)) if ranks[k] == min(ranks)]
+        for k in best:  # tied winners share the prompt's SFT weight
+            _, token_logps, completion = stats[k]
+            mask = completion if sft_target == "completion" else torch.ones_like(completion)
+            nll_num += -token_logps[mask].sum().item() / len(best)
+            nll_den += mask.sum().item() / len(best)
+    nll = nll_num / nll_den
+    expected = nll + 0.5 * sum(or_terms) / len(or_terms)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert metrics["nll_loss"] == pytest.approx(nll, rel=1e-5)
+    assert metrics["num_pairs"] == 3 + 1 + 4  # C(3,2), C(2,2), 2x2 across the tie
+    assert metrics["logps/chosen"] == pytest.approx(sum(w * c for w, c, _, _ in pair_stats), rel=1e-5)
+    assert metrics["logps/rejected"] == pytest.approx(sum(w * r for w, _, r, _ in pair_stats), rel=1e-5)
+    assert metrics["rewards/margins"] == pytest.approx(0.5 * sum(w * (c - r) for w, c, r, _ in pair_stats), abs=2e-6)
+    assert metrics["log_odds_chosen"] == pytest.approx(sum(w * m for w, _, _, m in pair_stats), abs=2e-6)
+    assert metrics["rewards/accuracies"] == pytest.approx(sum(w * (c > r) for w, c, r, _ in pair_stats), abs=1e-6)
+
+
+def test_paper_and_trl_sft_targets_differ_only_in_nll(tiny_models, tiny_tokenizer, tmp_path):
+    trl_variant = _trainer(tiny_models, tiny_tokenizer, tmp_path / "a", PAIRS)
+    paper = _trainer(tiny_models, tiny_tokenizer, tmp_path / "b", PAIRS, sft_target="completion")
+    batch = _batch(trl_variant, range(4))
+    with torch.no_grad():
+        loss_a, m_a = trl_variant.get_batch_loss_metrics(trl_variant.model.eval(), batch)
+        loss_b, m_b = paper.get_batch_loss_metrics(paper.model.eval(), batch)
+    assert m_a["nll_loss"] != pytest.approx(m_b["nll_loss"], rel=1e-3)
+    assert (loss_a - loss_b).item() == pytest.approx(m_a["nll_loss"] - m_b["nll_loss"], abs=1e-5)
+    for key in ("log_odds_ratio", "logps/chosen", "rewards/margins"):
+        assert m_a[key] == pytest.approx(m_b[key], rel=1e-6)
+
+
+def test_default_sft_target_is_trls(tmp_path):
+    from rlhf_ext import ORPOConfig
+
+    assert _config(ORPOConfig, tmp_path).sft_target == "prompt_and_completion"
+    with pytest.raises(ValueError, match="sft_target"):
+        _config(ORPOConfig, tmp_path, sft_target="response")
+    with pytest.raises(ValueError, match="odds_ratio_eps"):
+        _config(ORPOConfig, tmp_path, odds_ratio_eps=0.0)
+
+
+def test_all_masked_rows_are_excluded_and_counted(tiny_models, tiny_tokenizer, tmp_path):
+    long_prompt = " ".join(["The council voted on Tuesday to approve the new budget."] * 6)
+    rows = [
+        {"prompt": "The movie was", "completions": [" great.", " dull.", " fine."], "ranks": [0, 2, 1]},
+        {"prompt": long_prompt, "completions": [" yes.", " no."], "ranks": [0, 1]},  # prompt alone fills max_length
+    ]
+    trainer = _trainer(tiny_models, tiny_tokenizer, tmp_path, rows, max_length=24, per_device_train_batch_size=2)
+    model = trainer.model.eval()
+    assert all(not any(x != -100 for x in lab) for lab in trainer.train_dataset[1]["completions_labels"])
+    with torch.no_grad():
+        loss, metrics = trainer.get_batch_loss_metrics(model, _batch(trainer, [0, 1]))
+        alone, alone_metrics = trainer.get_batch_loss_metrics(model, _batch(trainer, [0]))
+        only_masked, masked_metrics = trainer.get_batch_loss_metrics(model, _batch(trainer, [1]))
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(alone.item(), rel=1e-5)
+    assert trainer._num_masked_rows["train"] == 4  # 2 completions, counted twice (batches [0, 1] and [1])
+    assert metrics["num_pairs"] == 3 and masked_metrics["num_pairs"] == 0
+    assert only_masked.item() == 0.0 and all(math.isfinite(v) for v in masked_metrics.values())
+
+    # Through training, with gradients: finite losses and the count in the logs.
+    trainer._num_masked_rows["train"] = 0
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert all(math.isfinite(h["loss"]) and math.isfinite(h["grad_norm"]) for h in logged)
+    assert sum(h["num_masked_rows"] for h in logged) > 0
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"prompt": "p", "completions": [" a"], "ranks": [0]}, "at least 2 completions"),
+        ({"prompt": "p", "completions": [" a", " b"], "ranks": [0]}, "same length"),
+        ({"prompt": "p", "completions": [" a", " b"], "ranks": [1, 1]}, "tied"),
+        ({"prompt": "p", "completions": [" a", "  "], "ranks": [0, 1]}, "empty"),
+        ({"prompt": "p", "completions": [" a", " b"], "ranks": [0.0, 1.0]}, "integers"),
+        ({"prompt": "p", "chosen": " a"}, "rejected"),
+    ],
+)
+def test_bad_rows_fail_before_loading_the_model(tmp_path, row, message):
+    from rlhf_ext import ORPOConfig, ORPOTrainer
+
+    good = {"prompt": "q", "completions": [" x", " y"], "ranks": [0, 1]}
+    rows = [good, row] if "completions" in row else [{"prompt": "q", "chosen": " x", "rejected": " y"}, row]
+    with pytest.raises(ValueError, match=message) as info:
+        # The model path does not exist: the error must come from validation, before anything is loaded.
+        ORPOTrainer(model=str(tmp_path / "missing-model"), args=_config(ORPOConfig, tmp_path), train_dataset=rows)
+    assert "train_dataset row 1" in str(info.value)
+
+
+def test_bad_eval_rows_name_the_eval_dataset(tiny_models, tiny_tokenizer, tmp_path):
+    bad = [{"prompt": "p", "completions": [" a", " b"], "ranks": [2, 2]}]
+    with pytest.raises(ValueError, match="eval_dataset row 0"):
+        _trainer(tiny_models, tiny_tokenizer, tmp_path, RANKED, eval_rows=bad)
+
+
+def test_training_raises_chosen_logps_and_log_odds(tiny_models, tiny_tokenizer, tmp_path):
+    trainer = _trainer(
+        tiny_models,
+        tiny_tokenizer,
+        tmp_path,
+        RANKED * 2 + to_ranked(PAIRS),
+        max_steps=30,
+        learning_rate=5e-3,
+        per_device_train_batch_size=10,
+        logging_steps=5,
+        beta=1.0,
+        lr_scheduler_type="constant",
+    )
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    first, last = logged[0], logged[-1]
+    assert last["logps/chosen"] > first["logps/chosen"] + 0.5
+    assert last["log_odds_chosen"] > first["log_odds_chosen"]
+    assert last["log_odds_ratio"] > first["log_odds_ratio"]
+    assert last["loss"] < first["loss"]
