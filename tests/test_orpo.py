@@ -295,3 +295,30 @@ def test_training_raises_chosen_logps_and_log_odds(tiny_models, tiny_tokenizer, 
     assert last["log_odds_chosen"] > first["log_odds_chosen"]
     assert last["log_odds_ratio"] > first["log_odds_ratio"]
     assert last["loss"] < first["loss"]
+
+
+def test_logp_exactly_zero_gives_finite_loss_and_gradients(tiny_models, tiny_tokenizer, tmp_path):
+    """A model certain of the chosen completions: fp32 log-softmax returns logp = 0 exactly (TRL: -inf odds)."""
+    trainer = _trainer(tiny_models, tiny_tokenizer, tmp_path, PAIRS)
+    model = trainer.model.train()
+    batch = _batch(trainer, range(4))
+    winners = batch["pair_winner"]
+
+    def certain_of_winners(module, args, output):
+        next_tokens = torch.nn.functional.one_hot(args[0][:, 1:], output.logits.shape[-1]).to(output.logits.dtype)
+        boost = torch.zeros_like(output.logits)
+        boost[winners, :-1] = 1e4 * next_tokens[winners]
+        output.logits = output.logits + boost
+        return output
+
+    handle = model.register_forward_hook(certain_of_winners)
+    try:
+        loss, metrics = trainer.get_batch_loss_metrics(model, batch)
+        loss.backward()
+    finally:
+        handle.remove()
+    assert metrics["logps/chosen"] == 0.0  # the edge really is hit
+    assert torch.isfinite(loss) and all(math.isfinite(v) for v in metrics.values())
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)  # the rejected side still learns
