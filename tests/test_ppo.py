@@ -1,0 +1,514 @@
+"""PPOTrainer: losses against hand computations, reward and KL placement, values, PPO-ptx, checkpoints, errors and a
+short end-to-end run on tiny models."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+
+from rlhf_ext import PPOConfig, PPOTrainer
+from rlhf_ext.ppo import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
+
+PROMPTS = Dataset.from_dict({"prompt": ["The movie was", "A story", "The team won", "Scientists said"] * 4})
+PTX = Dataset.from_dict(
+    {
+        "text": [
+            "The council voted on Tuesday to approve the new budget for schools and roads.",
+            "Once upon a time there was a small village by the sea.",
+            "Scientists said the storm would reach the coast by the weekend.",
+            "The team won the final match after a late goal.",
+            "A delightful, funny and warm story with a brilliant cast.",
+            "Good, bad, happy, sad, great, awful.",
+        ]
+    }
+)
+
+
+def constant_reward(completions, **kwargs):
+    return [2.0] * len(completions)
+
+
+@pytest.fixture
+def tok(tiny_models):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_models.tokenizer)
+
+
+def make_args(tmp_path, **overrides):
+    kwargs = dict(
+        output_dir=str(tmp_path / "out"),
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        per_device_train_batch_size=4,
+        max_completion_length=6,
+        learning_rate=1e-3,
+        max_steps=1,
+        logging_steps=1,
+        gradient_checkpointing=False,
+        save_strategy="no",
+        num_ppo_epochs=1,
+        disable_tqdm=True,
+        seed=0,
+    )
+    kwargs.update(overrides)
+    return PPOConfig(**kwargs)
+
+
+def make_trainer(tiny_models, tok, args, reward=constant_reward, **kwargs):
+    return PPOTrainer(
+        model=str(tiny_models.causal_lm),
+        reward_funcs=reward,
+        args=args,
+        train_dataset=kwargs.pop("train_dataset", PROMPTS),
+        processing_class=tok,
+        **kwargs,
+    )
+
+
+def rollout(trainer, completions=None):
+    """One generation batch through the trainer; ``completions`` (token-id lists) replace the sampled ones."""
+    if completions is not None:
+        original = trainer._generate
+
+        def fixed(prompts):
+            result = list(original(prompts))
+            result[1] = [list(c) for c in completions[: len(result[1])]]
+            result[3] = trainer.processing_class.batch_decode(result[1], skip_special_tokens=True)
+            return tuple(result)
+
+        trainer._generate = fixed
+    trainer.model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    return trainer._generate_and_score_completions(batch)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Pure loss functions
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def reference_gae(rewards, values, length, gamma, lam):
+    """GAE as an explicit sum A_t = sum_l (gamma*lam)^l delta_{t+l}, with V = 0 after the last token."""
+    deltas = []
+    for t in range(length):
+        next_value = values[t + 1] if t + 1 < length else 0.0
+        deltas.append(rewards[t] + gamma * next_value - values[t])
+    advantages = [sum((gamma * lam) ** (k - t) * deltas[k] for k in range(t, length)) for t in range(length)]
+    returns = [a + v for a, v in zip(advantages, values[:length], strict=True)]
+    return advantages, returns
+
+
+@pytest.mark.parametrize("gamma,lam", [(1.0, 0.95), (0.9, 0.8), (1.0, 1.0), (0.5, 0.0)])
+def test_gae_matches_hand_computation(gamma, lam):
+    torch.manual_seed(0)
+    rewards = torch.randn(3, 5)
+    values = torch.randn(3, 5)
+    lengths = [5, 3, 1]
+    mask = torch.tensor([[1] * n + [0] * (5 - n) for n in lengths])
+    advantages, returns = gae(rewards, values, mask, gamma, lam)
+    for row, n in enumerate(lengths):
+        exp_adv, exp_ret = reference_gae(rewards[row].tolist(), values[row].tolist(), n, gamma, lam)
+        assert advantages[row, :n].tolist() == pytest.approx(exp_adv, abs=1e-5)
+        assert returns[row, :n].tolist() == pytest.approx(exp_ret, abs=1e-5)
+        assert advantages[row, n:].abs().sum() == 0 and returns[row, n:].abs().sum() == 0
+
+
+def test_gae_small_case_by_hand():
+    # rewards [0, 0, 1], values [0.5, 0.5, 0.5], gamma = lam = 1: deltas [0, 0, 0.5] -> advantages [0.5, 0.5, 0.5]
+    adv, ret = gae(torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.5, 0.5, 0.5]]), torch.ones(1, 3), 1.0, 1.0)
+    assert adv.tolist() == [[0.5, 0.5, 0.5]]
+    assert ret.tolist() == [[1.0, 1.0, 1.0]]
+
+
+def test_kl_estimators_by_hand():
+    logp, ref = torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0])
+    assert kl_penalty(logp, ref, "k1").tolist() == pytest.approx([0.5, -1.0])
+    # k3 = exp(ref - logp) - 1 - (ref - logp)
+    expected = [pytest.approx(float(torch.exp(torch.tensor(-0.5)) - 1 + 0.5)), pytest.approx(float(torch.e - 1 - 1))]
+    assert kl_penalty(logp, ref, "k3").tolist() == expected
+    assert (kl_penalty(torch.randn(100), torch.randn(100), "k3") >= 0).all()
+    with pytest.raises(ValueError, match="kl_estimator"):
+        kl_penalty(logp, ref, "k2")
+
+
+def test_clipped_losses_by_hand():
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    old = torch.zeros(1, 3)
+    new = torch.log(torch.tensor([[1.5, 0.5, 9.0]]))  # ratios 1.5, 0.5 (third is padding)
+    adv = torch.tensor([[1.0, 1.0, 5.0]])
+    loss, stats = clipped_policy_loss(new, old, adv, mask, cliprange=0.2)
+    # token 1: max(-1.5, -1.2) = -1.2 (clipped); token 2: max(-0.5, -0.8) = -0.5 (unclipped)
+    assert loss.item() == pytest.approx((-1.2 - 0.5) / 2)
+    assert stats["clipfrac"].item() == pytest.approx(0.5)
+    assert stats["ratio"].item() == pytest.approx(1.0)
+
+    values = torch.tensor([[1.0, 0.0, 7.0]])
+    old_values = torch.tensor([[0.0, 0.0, 0.0]])
+    returns = torch.tensor([[2.0, 1.0, 0.0]])
+    vloss, vstats = clipped_value_loss(values, old_values, returns, mask, cliprange_value=0.2)
+    # token 1: max((1-2)^2, (0.2-2)^2) = 3.24; token 2: max(1, 1) = 1 -> 0.5 * mean = 1.06
+    assert vloss.item() == pytest.approx(0.5 * (3.24 + 1.0) / 2)
+    assert vstats["clipfrac"].item() == pytest.approx(0.5)
+
+
+def test_whiten_and_masked_mean():
+    x = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
+    mask = torch.tensor([[1, 1, 1, 0]])
+    assert masked_mean(x, mask).item() == pytest.approx(2.0)
+    w = whiten(x, mask)
+    assert w[0, :3].tolist() == pytest.approx([-1.0, 0.0, 1.0], abs=1e-4)
+    assert w[0, 3] == 0
+    assert whiten(x, mask, shift_mean=False)[0, :3].tolist() == pytest.approx([1.0, 2.0, 3.0], abs=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Rewards on the right tokens
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_score_on_eos_token_and_missing_eos_penalty(tiny_models, tok, tmp_path):
+    args = make_args(tmp_path, kl_coef=0.0, missing_eos_penalty=1.0)
+    trainer = make_trainer(tiny_models, tok, args)
+    assert trainer.ref_model is None  # kl_coef = 0 and no target: no reference model
+    eos = tok.eos_token_id
+    out = rollout(trainer, [[10, 11, eos], [10, 11, 12, 13, 14, 15], [10, eos], [eos]])
+    expected = torch.zeros(4, 6)
+    expected[0, 2] = 2.0  # on the EOS token
+    expected[1, 5] = 1.0  # no EOS: last token, score 2 - penalty 1
+    expected[2, 1] = 2.0
+    expected[3, 0] = 2.0
+    assert torch.equal(out["rewards"], expected)
+    assert out["scores"].tolist() == [2.0, 1.0, 2.0, 2.0]
+    assert out["advantages"].shape == (4, 6)
+    assert (out["advantages"][out["completion_mask"] == 0] == 0).all()
+
+
+def test_score_on_custom_stop_token(tiny_models, tok, tmp_path):
+    stop = 20
+    args = make_args(tmp_path, kl_coef=0.0, missing_eos_penalty=0.5, stop_token_id=stop)
+    trainer = make_trainer(tiny_models, tok, args)
+    assert stop in trainer.generation_config.eos_token_id and tok.eos_token_id in trainer.eos_token_ids
+    out = rollout(trainer, [[10, stop], [10, 11, 12, 13, 14, 15], [stop], [10, 11, tok.eos_token_id]])
+    expected = torch.zeros(4, 6)
+    expected[0, 1] = 2.0  # on the stop token, no penalty
+    expected[1, 5] = 1.5  # neither stop nor EOS: penalised
+    expected[2, 0] = 2.0
+    expected[3, 2] = 2.0
+    assert torch.equal(out["rewards"], expected)
+
+
+@pytest.mark.parametrize("estimator,epochs", [("k1", 1), ("k3", 2)])
+def test_kl_penalty_on_response_tokens_only_and_values_aligned(tiny_models, tok, tmp_path, estimator, epochs):
+    args = make_args(tmp_path, kl_coef=0.1, kl_estimator=estimator, num_ppo_epochs=epochs)
+    trainer = make_trainer(tiny_models, tok, args)
+    torch.manual_seed(1)
+    with torch.no_grad():  # move the policy away from the reference, and give the value head random weights
+        for p in trainer.model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    eos = tok.eos_token_id
+    out = rollout(trainer, [[10, 11, eos], [10, 11, 12, 13, 14, 15], [10, eos], [eos]])
+    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
+    attn = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
+    width, mask = out["completion_ids"].size(1), out["completion_mask"].float()
+
+    def completion_logps(model):
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=attn).logits[:, -width - 1 : -1].float()
+        return torch.log_softmax(logits, -1).gather(-1, out["completion_ids"].unsqueeze(-1)).squeeze(-1)
+
+    policy, ref = completion_logps(trainer.model), completion_logps(trainer.ref_model)
+    log_ratio = policy - ref
+    expected_kl = (log_ratio if estimator == "k1" else torch.expm1(-log_ratio) + log_ratio) * mask
+    assert out["kl"].shape == (4, 6)  # response positions only: the prompt never enters the reward
+    assert torch.allclose(out["kl"], expected_kl, atol=1e-4)
+    assert (out["kl"][mask == 0] == 0).all() and (out["kl"][mask == 1] != 0).all()
+    assert torch.allclose(out["old_per_token_logps"] * mask, policy * mask, atol=1e-4)
+
+    expected_rewards = -0.1 * expected_kl
+    last = mask.sum(1).long() - 1
+    expected_rewards[torch.arange(4), last] += 2.0
+    assert torch.allclose(out["rewards"], expected_rewards, atol=1e-4)
+
+    # The value of response token t is read from the hidden state that chooses it (position t - 1).
+    with torch.no_grad():
+        hidden = trainer.model.model(input_ids=ids, attention_mask=attn).last_hidden_state
+        values = trainer.model.v_head(hidden).squeeze(-1)[:, -width - 1 : -1]
+    assert torch.allclose(out["old_values"], values * mask, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# PPO-ptx
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def _grads(model):
+    return {
+        n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
+        for n, p in model.named_parameters()
+    }
+
+
+def test_ptx_gradient_is_coef_times_lm_loss_gradient(tiny_models, tok, tmp_path):
+    coef = 3.0
+    args = make_args(tmp_path, kl_coef=0.05, ptx_coef=coef, ptx_batch_size=3, num_ppo_epochs=4)
+    trainer = make_trainer(tiny_models, tok, args, ptx_dataset=PTX)
+    trainer.current_gradient_accumulation_steps = 1
+    model = trainer.model
+    model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+
+    model.zero_grad()
+    trainer.training_step(model, batch)  # generates once; buffered for the next calls (num_ppo_epochs = 4)
+    with_ptx = _grads(model)
+    ptx_batch = trainer._ptx_batch
+    assert trainer.ptx_position == 1
+
+    model.zero_grad()
+    rows, trainer._ptx_rows = trainer._ptx_rows, None
+    trainer.training_step(model, batch)  # same buffered episodes, same weights, no ptx term
+    without = _grads(model)
+    trainer._ptx_rows = rows
+
+    # Independent LM loss of that batch: mean next-token cross-entropy over its real tokens, untempered logits.
+    model.zero_grad()
+    logits = model(input_ids=ptx_batch["input_ids"], attention_mask=ptx_batch["attention_mask"]).logits
+    targets = ptx_batch["input_ids"][:, 1:].masked_fill(ptx_batch["attention_mask"][:, 1:] == 0, -100)
+    F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100).backward()
+    lm = _grads(model)
+
+    checked = 0
+    for name in with_ptx:
+        assert torch.allclose(with_ptx[name] - without[name], coef * lm[name], atol=1e-5, rtol=1e-4), name
+        checked += int(lm[name].abs().sum() > 0)
+    assert checked > 10
+
+
+def test_ptx_is_not_tempered(tiny_models, tok, tmp_path):
+    """The ptx loss ignores the sampling temperature (the fused log-prob head divides logits by it)."""
+    losses = []
+    for temperature in (1.0, 0.3):
+        args = make_args(tmp_path, kl_coef=0.0, ptx_coef=1.0, temperature=temperature)
+        trainer = make_trainer(tiny_models, tok, args, ptx_dataset=PTX)
+        batch = trainer.draw_ptx_batch()
+        with torch.no_grad():
+            losses.append(trainer.ptx_nll_sum(trainer.model, batch).item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
+def test_ptx_batch_drawn_once_per_optimizer_step(tiny_models, tok, tmp_path):
+    args = make_args(tmp_path, kl_coef=0.0, ptx_coef=1.0, ptx_batch_size=4, gradient_accumulation_steps=2, max_steps=3)
+    trainer = make_trainer(tiny_models, tok, args, ptx_dataset=PTX)
+    draws, chunks = [], []
+    draw, nll = trainer.draw_ptx_batch, trainer.ptx_nll_sum
+
+    def spy_draw():
+        draws.append((trainer.state.global_step, trainer.ptx_position))
+        return draw()
+
+    def spy_nll(model, batch):
+        chunks.append((trainer.state.global_step, batch["input_ids"].size(0)))
+        return nll(model, batch)
+
+    trainer.draw_ptx_batch, trainer.ptx_nll_sum = spy_draw, spy_nll
+    trainer.train()
+    assert draws == [(0, 0), (1, 1), (2, 2)]  # one batch per optimizer step, in order
+    assert chunks == [(0, 2), (0, 2), (1, 2), (1, 2), (2, 2), (2, 2)]  # split across the 2 micro-steps
+    assert trainer.ptx_position == 3
+    assert any("loss/ptx" in row for row in trainer.state.log_history)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Saving, resuming
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_saved_model_has_no_value_head_and_loads_in_transformers(tiny_models, tok, tmp_path):
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    args = make_args(tmp_path, kl_coef=0.05, max_steps=2, save_strategy="steps", save_steps=2)
+    trainer = make_trainer(tiny_models, tok, args, reward=str(tiny_models.reward_model))
+    trainer.train()
+    final = tmp_path / "final"
+    trainer.save_model(str(final))
+    for folder in (final, tmp_path / "out" / "checkpoint-2"):
+        with safe_open(str(folder / "model.safetensors"), "pt") as f:
+            assert not any("v_head" in k for k in f.keys())
+        model, info = AutoModelForCausalLM.from_pretrained(str(folder), output_loading_info=True)
+        assert not info["unexpected_keys"] and not info["missing_keys"]
+        assert (folder / "value_head.safetensors").exists()
+    assert trainer.model.v_head.weight.abs().sum() > 0  # the head trained and is still on the policy
+
+
+def test_checkpoint_restores_kl_coef_ptx_position_and_value_head(tiny_models, tok, tmp_path):
+    common = dict(
+        kl_coef=0.1, kl_target=0.01, kl_horizon=20, ptx_coef=0.5, ptx_batch_size=2, save_strategy="steps", save_steps=2
+    )
+    trainer = make_trainer(tiny_models, tok, make_args(tmp_path, max_steps=2, **common), ptx_dataset=PTX)
+    trainer.train()
+    ckpt = tmp_path / "out" / "checkpoint-2"
+    state = json.loads((ckpt / "ppo_state.json").read_text())
+    assert state["ptx_position"] == 2
+    assert state["kl_ctl"]["value"] == pytest.approx(trainer.kl_ctl.value)
+    assert state["kl_ctl"]["value"] != 0.1  # the controller moved
+    saved_head = trainer.model.v_head.weight.detach().clone()
+
+    resumed = make_trainer(tiny_models, tok, make_args(tmp_path, max_steps=3, **common), ptx_dataset=PTX)
+    assert resumed.kl_ctl.value == 0.1 and resumed.ptx_position == 0
+    seen = {}
+    load = resumed._load_optimizer_and_scheduler
+
+    def spy_load(checkpoint):
+        load(checkpoint)
+        seen.update(kl=resumed.kl_ctl.value, ptx=resumed.ptx_position, head=resumed.model.v_head.weight.clone())
+
+    resumed._load_optimizer_and_scheduler = spy_load
+    resumed.train(resume_from_checkpoint=str(ckpt))
+    assert seen["kl"] == pytest.approx(state["kl_ctl"]["value"])
+    assert seen["ptx"] == 2
+    assert torch.equal(seen["head"], saved_head)
+    step3 = next(row for row in resumed.state.log_history if row.get("step") == 3 and "objective/kl_coef" in row)
+    assert step3["objective/kl_coef"] == pytest.approx(state["kl_ctl"]["value"])
+    assert resumed.ptx_position == 3
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Errors
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"loss_type": "grpo"}, "loss_type"),
+        ({"scale_rewards": "batch"}, "scale_rewards"),
+        ({"entropy_coef": 0.01}, "entropy_coef"),
+        ({"use_adaptive_entropy": True}, "use_adaptive_entropy"),
+        ({"top_entropy_quantile": 0.5}, "top_entropy_quantile"),
+        ({"importance_sampling_level": "sequence"}, "importance_sampling_level"),
+        ({"epsilon_high": 0.3}, "epsilon_high"),
+        ({"mask_truncated_completions": True}, "mask_truncated_completions"),
+        ({"use_vllm": True}, "use_vllm"),
+        ({"off_policy_mask_threshold": 0.5}, "off_policy_mask_threshold"),
+        ({"beta": 0.3}, "kl_coef"),
+        ({"num_iterations": 3}, "num_ppo_epochs"),
+        ({"kl_target": 0.0}, "kl_target"),
+        ({"kl_target": -1.0}, "kl_target"),
+        ({"kl_horizon": 0}, "kl_horizon"),
+        ({"max_completion_length": 0}, "max_completion_length"),
+        ({"ptx_batch_size": 0}, "ptx_batch_size"),
+        ({"kl_estimator": "k2"}, "kl_estimator"),
+        ({"ptx_coef": -1.0}, "ptx_coef"),
+        ({"num_generations": 3}, "num_generations"),  # 4 episodes per batch are not divisible by 3
+        ({"generation_batch_size": 6}, "generation_batch_size"),  # not a multiple of the global batch size 4
+    ],
+)
+def test_config_rejects_ignored_or_bad_options(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        make_args(tmp_path, **overrides)
+
+
+def test_trainer_rejects_bad_inputs(tiny_models, tok, tmp_path):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    args = make_args(tmp_path)
+    with pytest.raises(ValueError, match="ptx_dataset"):
+        make_trainer(tiny_models, tok, make_args(tmp_path, ptx_coef=1.0))
+    with pytest.raises(ValueError, match="ptx_dataset"):
+        make_trainer(tiny_models, tok, make_args(tmp_path, ptx_coef=1.0), ptx_dataset=PROMPTS)
+    with pytest.raises(ValueError, match="prompt"):
+        make_trainer(tiny_models, tok, args, train_dataset=Dataset.from_dict({"query": ["a", "b"]}))
+    no_pad = AutoTokenizer.from_pretrained(tiny_models.tokenizer)
+    no_pad.pad_token = None
+    with pytest.raises(ValueError, match="pad"):
+        make_trainer(tiny_models, no_pad, args)
+    config = AutoConfig.from_pretrained(str(tiny_models.reward_model))
+    config.num_labels = 2
+    two_labels = AutoModelForSequenceClassification.from_config(config)
+    with pytest.raises(ValueError, match="num_labels"):
+        make_trainer(tiny_models, tok, args, reward=two_labels)
+    with pytest.raises(ValueError, match="tools"):
+        make_trainer(tiny_models, tok, args, tools=[len])
+    with pytest.raises(ValueError, match="rollout_func"):
+        make_trainer(tiny_models, tok, args, rollout_func=lambda prompts, trainer: {})
+    with pytest.raises(ValueError, match="PPOConfig"):
+        from trl import GRPOConfig
+
+        make_trainer(tiny_models, tok, GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# End to end
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_end_to_end_reward_rises_and_adaptive_kl_reacts(tiny_models, tok, tmp_path):
+    """A token-fraction reward (share of response tokens from the lower half of the vocabulary) rises within a short
+    high-learning-rate run; the KL above the target makes the adaptive controller raise beta, each update fed the
+    batch's mean summed KL and its episode count."""
+    half = len(tok) // 2
+
+    def low_half_fraction(completion_ids, **kwargs):
+        return [sum(t < half for t in ids) / max(1, len(ids)) for ids in completion_ids]
+
+    args = make_args(
+        tmp_path,
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=1,
+        num_ppo_epochs=2,
+        max_completion_length=8,
+        learning_rate=3e-2,
+        lr_scheduler_type="constant",
+        max_steps=16,
+        kl_coef=0.01,
+        kl_target=0.5,
+        kl_horizon=64,
+        vf_coef=0.5,
+    )
+    trainer = make_trainer(tiny_models, tok, args, reward=low_half_fraction)
+    updates = []
+    update = trainer.kl_ctl.update
+
+    def spy(current, n_steps):
+        updates.append((current, n_steps, trainer.kl_ctl.value))
+        return update(current, n_steps)
+
+    trainer.kl_ctl.update = spy
+    trainer.train()
+    rows = [row for row in trainer.state.log_history if "objective/scores" in row]
+    scores = [row["objective/scores"] for row in rows]
+    kls = [row["objective/kl"] for row in rows]
+    assert len(rows) == 8  # one batch of 16 episodes every 2 optimizer steps (2 PPO epochs)
+    assert sum(scores[-2:]) / 2 > sum(scores[:2]) / 2 + 0.1, scores
+    assert [n for _, n, _ in updates] == [16] * 8
+    assert [c for c, _, _ in updates] == pytest.approx(kls, rel=1e-5, abs=1e-7)
+    assert max(kls) > 0.5  # the policy drifted past the target ...
+    # ... and beta always moved in the direction that pushes the KL back toward the target
+    betas = [beta for _, _, beta in updates] + [trainer.kl_ctl.value]
+    for (current, _, before), after in zip(updates, betas[1:]):
+        assert (after > before) == (current > 0.5), (current, before, after)
+    assert [row["objective/kl_coef"] for row in rows] == pytest.approx(betas[:-1])
+    metric_names = {
+        "objective/kl",
+        "objective/entropy",
+        "objective/non_score_reward",
+        "objective/rlhf_reward",
+        "objective/scores",
+        "objective/kl_coef",
+        "policy/approxkl_avg",
+        "policy/clipfrac_avg",
+        "loss/policy_avg",
+        "loss/value_avg",
+        "val/clipfrac_avg",
+        "val/ratio",
+    }
+    logged = set().union(*(row.keys() for row in trainer.state.log_history))
+    assert metric_names <= logged
+    assert os.path.isdir(tmp_path / "out")
