@@ -298,6 +298,23 @@ class ORPOTrainer(_TRLORPOTrainer):
         out["prompt_input_ids"] = prompt_ids
         return out
 
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        """The parent's ``evaluate``; a raw ``eval_dataset`` (pairs or ranked rows) is validated and tokenized first."""
+        if isinstance(eval_dataset, dict):
+            eval_dataset = {k: self._prepare_eval(v, f"eval_dataset[{k!r}]") for k, v in eval_dataset.items()}
+        elif eval_dataset is not None and not isinstance(eval_dataset, str):
+            eval_dataset = self._prepare_eval(eval_dataset, "eval_dataset")
+        return super().evaluate(
+            eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix
+        )
+
+    def _prepare_eval(self, dataset, name: str):
+        if "completions_input_ids" in (getattr(dataset, "column_names", None) or []):
+            return dataset  # already went through __init__'s pipeline
+        self._validate(dataset, name)
+        dataset = self._as_ranked_text(dataset, self.processing_class, self.args)
+        return dataset.map(self.tokenize_row, num_proc=self.args.dataset_num_proc)
+
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
             self._signature_columns = [*_TOKEN_COLUMNS, "ranks", "prompt_input_ids", "prompt"]
