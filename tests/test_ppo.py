@@ -512,3 +512,40 @@ def test_end_to_end_reward_rises_and_adaptive_kl_reacts(tiny_models, tok, tmp_pa
     logged = set().union(*(row.keys() for row in trainer.state.log_history))
     assert metric_names <= logged
     assert os.path.isdir(tmp_path / "out")
+
+
+def test_peft_policy_trains_value_head_and_reference_is_the_base(tiny_models, tok, tmp_path):
+    from peft import LoraConfig
+
+    args = make_args(tmp_path, kl_coef=0.05, max_steps=2, num_ppo_epochs=2)
+    trainer = make_trainer(
+        tiny_models, tok, args, peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    )
+    assert trainer.ref_model is None  # reference = the base model with the adapter disabled
+    assert trainer._policy_adapters_active()
+    with trainer.model.disable_adapter():
+        assert not trainer._policy_adapters_active()  # so no values are collected from the reference pass
+    trainer.train()
+    head = trainer._value_model.v_head
+    assert head.weight.requires_grad and head.weight.abs().sum() > 0
+    trainer.save_model(str(tmp_path / "adapter"))
+    assert (tmp_path / "adapter" / "value_head.safetensors").exists()
+
+
+def test_minibatches_are_reshuffled_every_ppo_epoch(tiny_models, tok, tmp_path):
+    args = make_args(tmp_path, kl_coef=0.0, per_device_train_batch_size=2, steps_per_generation=4, num_ppo_epochs=3)
+    args.max_steps = 12
+    trainer = make_trainer(tiny_models, tok, args)
+    seen = []
+    compute = trainer.compute_loss
+
+    def spy(model, inputs, *a, **k):
+        seen.append(tuple(sorted(inputs["completion_ids"].sum(1).tolist())))
+        return compute(model, inputs, *a, **k)
+
+    trainer.compute_loss = spy
+    trainer.train()
+    epochs = [seen[i : i + 4] for i in range(0, 12, 4)]  # 3 epochs x 4 minibatches of one 8-episode batch
+    flat = [sorted(x for mb in epoch for x in mb) for epoch in epochs]
+    assert flat[0] == flat[1] == flat[2]  # every epoch covers the same episodes ...
+    assert len({tuple(epoch) for epoch in epochs}) > 1  # ... split differently
