@@ -549,3 +549,18 @@ def test_minibatches_are_reshuffled_every_ppo_epoch(tiny_models, tok, tmp_path):
     flat = [sorted(x for mb in epoch for x in mb) for epoch in epochs]
     assert flat[0] == flat[1] == flat[2]  # every epoch covers the same episodes ...
     assert len({tuple(epoch) for epoch in epochs}) > 1  # ... split differently
+
+
+def test_docs_example_runs(tmp_path):
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "ppo.md"
+    code = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)[0]
+    code = code.replace('"/tmp/tiny"', repr(str(tmp_path / "tiny"))).replace('"/tmp/ppo"', repr(str(tmp_path / "ppo")))
+    namespace = {}
+    exec(compile(code, str(doc), "exec"), namespace)  # noqa: S102 - our own documentation
+    trainer = namespace["trainer"]
+    assert trainer.state.global_step == 4
+    assert trainer.ptx_position == 4
+    assert trainer.kl_ctl.value != 0.15  # adapted after each of the two batches
