@@ -341,3 +341,24 @@ def test_docs_examples_run(tmp_path):
     namespace = {}
     exec(compile(blocks[1], str(doc), "exec"), namespace)  # noqa: S102
     assert torch.isfinite(namespace["per_example"]).all()
+
+
+def test_lora_and_gradient_accumulation(tiny_models, tiny_tokenizer, tmp_path):
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+
+    from rlhf_ext import ORPOConfig, ORPOTrainer
+
+    trainer = ORPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm),
+        args=_config(ORPOConfig, tmp_path, max_steps=2, gradient_accumulation_steps=2, per_device_train_batch_size=1),
+        train_dataset=Dataset.from_list(RANKED),
+        processing_class=tiny_tokenizer,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert any(not torch.equal(before[n], after[n]) for n in before)  # the adapters learned
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logged) == 2 and all(math.isfinite(h["loss"]) for h in logged)
