@@ -362,3 +362,15 @@ def test_lora_and_gradient_accumulation(tiny_models, tiny_tokenizer, tmp_path):
     assert any(not torch.equal(before[n], after[n]) for n in before)  # the adapters learned
     logged = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logged) == 2 and all(math.isfinite(h["loss"]) for h in logged)
+
+
+def test_import_guard_names_the_tested_trl(monkeypatch):
+    import importlib
+    import sys
+
+    import rlhf_ext.orpo  # noqa: F401 - so that monkeypatch restores the working module afterwards
+
+    monkeypatch.setitem(sys.modules, "trl.experimental.orpo", None)  # as if TRL dropped it
+    monkeypatch.delitem(sys.modules, "rlhf_ext.orpo")
+    with pytest.raises(ImportError, match=r"trl\.experimental\.orpo.*tested with trl 1\.16"):
+        importlib.import_module("rlhf_ext.orpo")
