@@ -340,7 +340,166 @@ class PPOConfig(GRPOConfig):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class PPOTrainer(GRPOTrainer):
+class KLControlAndPtxMixin:
+    """Adaptive/fixed KL coefficient and InstructGPT's pretraining mixture for TRL's on-policy trainers.
+
+    Mixed in before ``trl.GRPOTrainer`` / ``trl.RLOOTrainer``. Provides ``kl_ctl``, ``ptx_position``, one pretraining
+    batch per optimizer step added in ``training_step``, and both saved to ``checkpoint-N/ppo_state.json``.
+    """
+
+    def _init_kl_and_ptx(self, kl_coef, args, ptx_dataset):
+        if args.kl_target is not None:
+            self.kl_ctl = AdaptiveKLController(kl_coef, args.kl_target, args.kl_horizon)
+        else:
+            self.kl_ctl = FixedKLController(kl_coef)
+        self.ptx_position = 0
+        self._ptx_batch = None
+        self._ptx_batch_step = None
+        self._ptx_micro = 0
+        self._ptx_nll_sum = 0.0
+        self._ptx_rows = None
+        if args.ptx_coef > 0:
+            self._ptx_rows = self._tokenize_ptx(ptx_dataset)
+        elif ptx_dataset is not None:
+            warnings.warn("ptx_dataset is ignored because ptx_coef is 0.", stacklevel=3)
+
+    @staticmethod
+    def _validate_ptx(args, ptx_dataset):
+        if args.ptx_coef > 0:
+            if ptx_dataset is None:
+                raise ValueError("`ptx_coef` > 0 needs a `ptx_dataset` (a dataset with a `text` column).")
+            ptx_columns = getattr(ptx_dataset, "column_names", None)
+            if ptx_columns is None or "text" not in ptx_columns:
+                raise ValueError(f"`ptx_dataset` must have a `text` column; it has {ptx_columns}.")
+            if len(ptx_dataset) == 0:
+                raise ValueError("`ptx_dataset` is empty.")
+
+    def _ptx_graph_params(self) -> list:
+        """Parameters a ptx backward would not reach but DDP expects gradients for (PPO: the value head)."""
+        return []
+
+    def _tokenize_ptx(self, dataset) -> list[list[int]]:
+        tok = self._tokenizer
+        rows = []
+        for text in dataset["text"]:
+            ids = tok(text, add_special_tokens=False, truncation=True, max_length=self.args.ptx_max_length)[
+                "input_ids"
+            ]
+            if len(ids) >= 2:  # a one-token text has no next-token target
+                rows.append(ids)
+        if not rows:
+            raise ValueError("`ptx_dataset` has no text of two tokens or more.")
+        return rows
+
+    @property
+    def ptx_batch_size(self) -> int:
+        if self.args.ptx_batch_size is not None:
+            return self.args.ptx_batch_size
+        return self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+
+    def _ptx_indices(self, position: int) -> list[int]:
+        """Row indices of pretraining batch number ``position`` for this process."""
+        n = len(self._ptx_rows)
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        per_global = self.ptx_batch_size * world
+        start = position * per_global + rank * self.ptx_batch_size
+        indices = []
+        for k in range(start, start + self.ptx_batch_size):
+            epoch, offset = divmod(k, n)
+            generator = torch.Generator().manual_seed(self.args.seed + epoch)
+            indices.append(int(torch.randperm(n, generator=generator)[offset]))
+        return indices
+
+    def draw_ptx_batch(self) -> dict[str, torch.Tensor]:
+        """The next pretraining batch (advances ``ptx_position``): right-padded ``input_ids`` and ``attention_mask``."""
+        rows = [self._ptx_rows[i] for i in self._ptx_indices(self.ptx_position)]
+        self.ptx_position += 1
+        width = max(len(r) for r in rows)
+        pad = self._tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = torch.tensor(row)
+            attention_mask[i, : len(row)] = 1
+        device = self.accelerator.device
+        return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+
+    def ptx_nll_sum(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Summed next-token NLL of ``batch`` from the plain forward (untempered logits, not the sampling head)."""
+        with self.accelerator.autocast():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = logits[:, :-1].float()
+        targets = batch["input_ids"][:, 1:]
+        target_mask = batch["attention_mask"][:, 1:].to(logits.dtype)
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+        return (nll.view_as(targets) * target_mask).sum()
+
+    def _ptx_micro_step(self, model) -> torch.Tensor:
+        """Add this micro-step's share of ``ptx_coef * LM loss`` of the current optimizer step's batch (backward)."""
+        n_micro = max(1, int(self.current_gradient_accumulation_steps))
+        if self._ptx_batch is None or self._ptx_batch_step != self.state.global_step:
+            self._ptx_batch = self.draw_ptx_batch()
+            self._ptx_batch_step = self.state.global_step
+            self._ptx_micro = 0
+            self._ptx_nll_sum = 0.0
+        batch = self._ptx_batch
+        chunks = torch.arange(batch["input_ids"].size(0)).tensor_split(n_micro)
+        rows = chunks[min(self._ptx_micro, n_micro - 1)] if self._ptx_micro < n_micro else chunks[0][:0]
+        self._ptx_micro += 1
+        if len(rows) == 0:
+            return torch.zeros((), device=self.accelerator.device)
+        # The whole batch's token count normalises every chunk, so the chunks sum to exactly the batch's mean NLL.
+        n_tokens = batch["attention_mask"][:, 1:].sum().clamp(min=1)
+        chunk = {k: v[rows] for k, v in batch.items()}
+        nll_sum = self.ptx_nll_sum(model, chunk)
+        loss = self.args.ptx_coef * nll_sum / n_tokens
+        # Keep e.g. the value head in the graph (zero gradient) so DDP sees every parameter used in this backward.
+        for param in self._ptx_graph_params():
+            loss = loss + 0.0 * param.sum()
+        self.accelerator.backward(loss)
+        self._ptx_nll_sum += float(nll_sum.detach() / n_tokens)
+        if self._ptx_micro == n_micro:
+            value = torch.tensor(self._ptx_nll_sum, device=self.accelerator.device)
+            self._metrics["train"]["loss/ptx"].append(self.accelerator.gather(value).mean().item())
+        return loss.detach()
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self._ptx_rows is not None and model.training:
+            loss = loss + self._ptx_micro_step(model).to(loss.device)
+        return loss
+
+    # Checkpointed state: the KL controller and the pretraining data position
+    def ppo_state_dict(self) -> dict[str, Any]:
+        return {"kl_ctl": self.kl_ctl.state_dict(), "ptx_position": self.ptx_position}
+
+    def load_ppo_state_dict(self, state: dict[str, Any]) -> None:
+        self.kl_ctl.load_state_dict(state["kl_ctl"])
+        self.ptx_position = int(state["ptx_position"])
+        self._ptx_batch = None
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = os.path.join(
+                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
+            with open(os.path.join(folder, PPO_STATE_FILE), "w") as f:
+                json.dump(self.ppo_state_dict(), f)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        path = os.path.join(checkpoint, PPO_STATE_FILE)
+        if os.path.exists(path):
+            with open(path) as f:
+                self.load_ppo_state_dict(json.load(f))
+
+
+class PPOTrainer(KLControlAndPtxMixin, GRPOTrainer):
     """PPO (Ziegler et al. 2019; InstructGPT's PPO-ptx) as a subclass of ``trl.GRPOTrainer``.
 
     Args are GRPOTrainer's, plus ``ptx_dataset``: a ``datasets.Dataset`` with a ``text`` column of pretraining
@@ -427,22 +586,7 @@ class PPOTrainer(GRPOTrainer):
         self._collected_values = None
         self._last_rewards_per_func = None
 
-        if args.kl_target is not None:
-            self.kl_ctl = AdaptiveKLController(args.kl_coef, args.kl_target, args.kl_horizon)
-        else:
-            self.kl_ctl = FixedKLController(args.kl_coef)
-
-        # Pretraining mixture (PPO-ptx)
-        self.ptx_position = 0
-        self._ptx_batch = None
-        self._ptx_batch_step = None
-        self._ptx_micro = 0
-        self._ptx_nll_sum = 0.0
-        self._ptx_rows = None
-        if args.ptx_coef > 0:
-            self._ptx_rows = self._tokenize_ptx(ptx_dataset)
-        elif ptx_dataset is not None:
-            warnings.warn("ptx_dataset is ignored because ptx_coef is 0.", stacklevel=2)
+        self._init_kl_and_ptx(args.kl_coef, args, ptx_dataset)
 
     # ------------------------------------------------------------------------------------------------------------
     # Validation and setup
@@ -480,14 +624,10 @@ class PPOTrainer(GRPOTrainer):
                     f"`reward_funcs[{i}]` must be a reward model with a scalar head (num_labels=1); it has "
                     f"num_labels={num_labels}."
                 )
-        if args.ptx_coef > 0:
-            if ptx_dataset is None:
-                raise ValueError("`ptx_coef` > 0 needs a `ptx_dataset` (a dataset with a `text` column).")
-            ptx_columns = getattr(ptx_dataset, "column_names", None)
-            if ptx_columns is None or "text" not in ptx_columns:
-                raise ValueError(f"`ptx_dataset` must have a `text` column; it has {ptx_columns}.")
-            if len(ptx_dataset) == 0:
-                raise ValueError("`ptx_dataset` is empty.")
+        KLControlAndPtxMixin._validate_ptx(args, ptx_dataset)
+
+    def _ptx_graph_params(self) -> list:
+        return list(self._value_model.v_head.parameters())
 
     @staticmethod
     def _inner_causal_lm(model: nn.Module) -> nn.Module:
@@ -511,102 +651,6 @@ class PPOTrainer(GRPOTrainer):
                 return not module.disable_adapters
         return True
 
-    def _tokenize_ptx(self, dataset) -> list[list[int]]:
-        tok = self._tokenizer
-        rows = []
-        for text in dataset["text"]:
-            ids = tok(text, add_special_tokens=False, truncation=True, max_length=self.args.ptx_max_length)[
-                "input_ids"
-            ]
-            if len(ids) >= 2:  # a one-token text has no next-token target
-                rows.append(ids)
-        if not rows:
-            raise ValueError("`ptx_dataset` has no text of two tokens or more.")
-        return rows
-
-    # ------------------------------------------------------------------------------------------------------------
-    # Pretraining batches: one per optimizer step, in a seeded order that a checkpoint can resume
-    # ------------------------------------------------------------------------------------------------------------
-
-    @property
-    def ptx_batch_size(self) -> int:
-        if self.args.ptx_batch_size is not None:
-            return self.args.ptx_batch_size
-        return self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
-
-    def _ptx_indices(self, position: int) -> list[int]:
-        """Row indices of pretraining batch number ``position`` for this process."""
-        n = len(self._ptx_rows)
-        world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        per_global = self.ptx_batch_size * world
-        start = position * per_global + rank * self.ptx_batch_size
-        indices = []
-        for k in range(start, start + self.ptx_batch_size):
-            epoch, offset = divmod(k, n)
-            generator = torch.Generator().manual_seed(self.args.seed + epoch)
-            indices.append(int(torch.randperm(n, generator=generator)[offset]))
-        return indices
-
-    def draw_ptx_batch(self) -> dict[str, torch.Tensor]:
-        """The next pretraining batch (advances ``ptx_position``): right-padded ``input_ids`` and ``attention_mask``."""
-        rows = [self._ptx_rows[i] for i in self._ptx_indices(self.ptx_position)]
-        self.ptx_position += 1
-        width = max(len(r) for r in rows)
-        pad = self._tokenizer.pad_token_id
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = torch.tensor(row)
-            attention_mask[i, : len(row)] = 1
-        device = self.accelerator.device
-        return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
-
-    def ptx_nll_sum(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Summed next-token NLL of ``batch`` from the plain forward (untempered logits, not the sampling head)."""
-        with self.accelerator.autocast():
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logits = logits[:, :-1].float()
-        targets = batch["input_ids"][:, 1:]
-        target_mask = batch["attention_mask"][:, 1:].to(logits.dtype)
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        return (nll.view_as(targets) * target_mask).sum()
-
-    def _ptx_micro_step(self, model) -> torch.Tensor:
-        """Add this micro-step's share of ``ptx_coef * LM loss`` of the current optimizer step's batch (backward)."""
-        n_micro = max(1, int(self.current_gradient_accumulation_steps))
-        if self._ptx_batch is None or self._ptx_batch_step != self.state.global_step:
-            self._ptx_batch = self.draw_ptx_batch()
-            self._ptx_batch_step = self.state.global_step
-            self._ptx_micro = 0
-            self._ptx_nll_sum = 0.0
-        batch = self._ptx_batch
-        chunks = torch.arange(batch["input_ids"].size(0)).tensor_split(n_micro)
-        rows = chunks[min(self._ptx_micro, n_micro - 1)] if self._ptx_micro < n_micro else chunks[0][:0]
-        self._ptx_micro += 1
-        if len(rows) == 0:
-            return torch.zeros((), device=self.accelerator.device)
-        # The whole batch's token count normalises every chunk, so the chunks sum to exactly the batch's mean NLL.
-        n_tokens = batch["attention_mask"][:, 1:].sum().clamp(min=1)
-        chunk = {k: v[rows] for k, v in batch.items()}
-        nll_sum = self.ptx_nll_sum(model, chunk)
-        loss = self.args.ptx_coef * nll_sum / n_tokens
-        # Keep the value head in the graph (zero gradient) so DDP sees every parameter used in this backward.
-        head = self._value_model.v_head
-        loss = loss + 0.0 * (head.weight.sum() + head.bias.sum())
-        self.accelerator.backward(loss)
-        self._ptx_nll_sum += float(nll_sum.detach() / n_tokens)
-        if self._ptx_micro == n_micro:
-            value = torch.tensor(self._ptx_nll_sum, device=self.accelerator.device)
-            self._metrics["train"]["loss/ptx"].append(self.accelerator.gather(value).mean().item())
-        return loss.detach()
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if self._ptx_rows is not None and model.training:
-            loss = loss + self._ptx_micro_step(model).to(loss.device)
-        return loss
-
-    # ------------------------------------------------------------------------------------------------------------
     # Rollouts: scores, per-token rewards, values, GAE
     # ------------------------------------------------------------------------------------------------------------
 
@@ -804,31 +848,7 @@ class PPOTrainer(GRPOTrainer):
         if self.args.should_save:
             save_value_head(self._value_model, output_dir if output_dir is not None else self.args.output_dir)
 
-    def ppo_state_dict(self) -> dict[str, Any]:
-        return {"kl_ctl": self.kl_ctl.state_dict(), "ptx_position": self.ptx_position}
-
-    def load_ppo_state_dict(self, state: dict[str, Any]) -> None:
-        self.kl_ctl.load_state_dict(state["kl_ctl"])
-        self.ptx_position = int(state["ptx_position"])
-        self._ptx_batch = None
-
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        if self.args.should_save:
-            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-            folder = os.path.join(
-                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            )
-            with open(os.path.join(folder, PPO_STATE_FILE), "w") as f:
-                json.dump(self.ppo_state_dict(), f)
-
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is None:
-            return
-        path = os.path.join(checkpoint, PPO_STATE_FILE)
-        if os.path.exists(path):
-            with open(path) as f:
-                self.load_ppo_state_dict(json.load(f))
-        load_value_head(self._value_model, checkpoint)
+        if checkpoint is not None:
+            load_value_head(self._value_model, checkpoint)
