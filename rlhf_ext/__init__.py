@@ -16,6 +16,8 @@ _LAZY = {
     "PPOConfig": "rlhf_ext.ppo",
     "AdaptiveKLController": "rlhf_ext.kl_controllers",
     "FixedKLController": "rlhf_ext.kl_controllers",
+    "RLOOTrainer": "rlhf_ext.rloo",
+    "RLOOConfig": "rlhf_ext.rloo",
     "RankedRewardTrainer": "rlhf_ext.ranked_reward",
     "RankedRewardConfig": "rlhf_ext.ranked_reward",
     "ORPOTrainer": "rlhf_ext.orpo",
