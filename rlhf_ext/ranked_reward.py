@@ -27,12 +27,12 @@ from trl.data_utils import _tokenize, get_dataset_column_names, is_conversationa
 from trl.trainer.utils import pad
 
 from rlhf_ext.cards import CardMixin
-from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset
+from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset, validate_ranked_row
 
 logger = logging.getLogger(__name__)
 
 PAIR_WEIGHTINGS = ("prompt", "pair")
-# Rows of an IterableDataset checked in __init__; the rest are checked as they stream.
+# Rows of an IterableDataset checked in __init__; the rest are checked as they stream (an error then stops training).
 _ITERABLE_VALIDATION_ROWS = 100
 
 
@@ -253,6 +253,13 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
                     **map_kwargs,
                 )
             else:
+                if is_iterable:
+
+                    def check(example, index):
+                        validate_ranked_row(example, index, dataset_name)
+                        return {}
+
+                    dataset = dataset.map(check, with_indices=True)
                 dataset = self._tokenize_ranked(to_ranked(dataset), processing_class, dataset_name, map_kwargs)
 
         if args.max_length is not None:

@@ -276,6 +276,12 @@ def test_iterable_dataset_trains(tiny_models, tiny_tokenizer, tmp_path):
     trainer = make_trainer(tiny_models, tiny_tokenizer, tmp_path, data, per_device_train_batch_size=2, max_steps=2)
     trainer.train()
     assert trainer.state.global_step == 2
+    # Rows past the first 100 are checked as they stream.
+    good = {"prompt": "P", "completions": ["x", "y"], "ranks": [0, 1]}
+    late = Dataset.from_list([good] * 100 + [{**good, "ranks": [1, 1]}]).to_iterable_dataset()
+    trainer = make_trainer(tiny_models, tiny_tokenizer, tmp_path, late, per_device_train_batch_size=101, max_steps=1)
+    with pytest.raises(ValueError, match="train row 100: all 2 completions are tied"):
+        trainer.train()
 
 
 def test_lora_trains_adapter_and_head_only(tiny_models, tiny_tokenizer, tmp_path):
