@@ -57,6 +57,7 @@ from datasets import Dataset, IterableDataset
 from trl.data_utils import apply_chat_template, is_conversational, maybe_apply_chat_template, maybe_extract_prompt
 from trl.trainer.utils import pad, selective_log_softmax
 
+from rlhf_ext.cards import CardMixin
 from rlhf_ext.losses import ODDS_RATIO_EPS, log_odds, odds_ratio_loss
 from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset
 
@@ -177,13 +178,19 @@ def _ranked_chat_template(example: dict[str, Any], processing_class) -> dict[str
     return {"prompt": prompt, "completions": [r["prompt"][len(prompt) :] + r["completion"] for r in rendered]}
 
 
-class ORPOTrainer(_TRLORPOTrainer):
+class ORPOTrainer(CardMixin, _TRLORPOTrainer):
     """`trl.experimental.orpo.ORPOTrainer` for pairs and ranked lists, NaN-free; see the module docstring.
 
     Takes the parent's arguments. Rows are validated (``ValueError`` naming the row) before anything is loaded.
     """
 
     _tag_names = ["trl", "orpo", "rlhf_ext"]
+    # rlhf_ext's model card (CardMixin replaces TRL's create_model_card).
+    _card_kind = "policy"
+    _card_method = "ORPO (odds-ratio preference optimisation, no reference model), on pairs or ranked lists"
+    _card_citations = ("orpo", "trl")
+    _card_curves = ("loss", "nll_loss", "log_odds_ratio", "rewards/accuracies")
+    _card_hyperparameters = CardMixin._card_hyperparameters + ("beta", "sft_target", "max_length")
 
     def __init__(
         self,

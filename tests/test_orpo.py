@@ -374,3 +374,16 @@ def test_import_guard_names_the_tested_trl(monkeypatch):
     monkeypatch.delitem(sys.modules, "rlhf_ext.orpo")
     with pytest.raises(ImportError, match=r"trl\.experimental\.orpo.*tested with trl 1\.16"):
         importlib.import_module("rlhf_ext.orpo")
+
+
+def test_saved_model_has_rlhf_ext_card_with_curves(tiny_models, tiny_tokenizer, tmp_path):
+    from huggingface_hub import ModelCard
+
+    trainer = _trainer(tiny_models, tiny_tokenizer, tmp_path, PAIRS, max_steps=2)
+    trainer.train()
+    trainer.save_model()
+    trainer.create_model_card()
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert "ORPO (odds-ratio preference optimisation" in card.text
+    assert "Hong et al. 2024" in card.text and "| `beta` | 0.1 |" in card.text
+    assert (tmp_path / "out" / "plots" / "learning_curves.png").exists()
