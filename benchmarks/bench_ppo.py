@@ -299,12 +299,12 @@ def main():
         f"model={opts.model} episodes/batch={opts.batch * opts.minibatches} minibatches={opts.minibatches} "
         f"epochs={opts.epochs} response_tokens={opts.tokens} steps={opts.steps} repeats={opts.repeats}"
     )
-    print(f"{'config':10s} {'episodes/s':>11s} {'vs grpo':>8s} {'peak RSS MB':>12s}")
+    print(f"{'config':10s} {'episodes/s':>11s} {'time vs grpo':>13s} {'peak RSS MB':>12s}")
     base = statistics.median(r["episodes_per_s"] for r in results["grpo"])
     for config, rows in results.items():
         eps = statistics.median(r["episodes_per_s"] for r in rows)
         rss = max(r["peak_rss_mb"] for r in rows)
-        print(f"{config:10s} {eps:11.2f} {base / eps - 1:+8.1%} {rss:12.0f}")
+        print(f"{config:10s} {eps:11.2f} {base / eps - 1:+13.1%} {rss:12.0f}")
     ppo = statistics.median(r["episodes_per_s"] for r in results["ppo"])
     ptx = statistics.median(r["episodes_per_s"] for r in results["ppo+ptx"])
     ptx_tokens = results["ppo+ptx"][0]["ptx_tokens_per_step"]
