@@ -10,7 +10,8 @@ TRL's fused LM head (``trl.trainer.utils.add_fused_lm_head``) and wraps its forw
 
 The values travel as a field of the model output, so DDP's unused-parameter search sees them. The head is listed in
 ``_keys_to_ignore_on_save``: ``save_pretrained`` writes a plain causal LM that loads in transformers and vLLM.
-Trainers save the head on its own with :func:`save_value_head` (``value_head.safetensors``) for resuming.
+Trainers save the head on its own with :func:`save_value_head` (``value_head/value_head.safetensors``, a subfolder so
+that loaders globbing the folder's top-level ``*.safetensors`` never see it) for resuming.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from torch import nn
 from trl.trainer.utils import FusedCausalLMOutput
 
 VALUE_HEAD_NAME = "v_head"
-VALUE_HEAD_FILE = "value_head.safetensors"
+# In a subfolder: vLLM (and other loaders) glob the top-level *.safetensors of a model folder and would choke on it.
+VALUE_HEAD_FILE = os.path.join("value_head", "value_head.safetensors")
 
 
 @dataclass
@@ -86,16 +88,17 @@ def value_head_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_value_head(model: nn.Module, folder: str) -> str:
-    """Write the value head alone to ``folder/value_head.safetensors``."""
+    """Write the value head alone to ``folder/value_head/value_head.safetensors``."""
     import safetensors.torch
 
     path = os.path.join(folder, VALUE_HEAD_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     safetensors.torch.save_file(value_head_state_dict(model), path, metadata={"format": "pt"})
     return path
 
 
 def load_value_head(model: nn.Module, folder: str) -> bool:
-    """Load ``folder/value_head.safetensors`` into ``model.v_head`` if the file exists; return whether it did."""
+    """Load ``folder/value_head/value_head.safetensors`` into ``model.v_head`` if the file exists; return whether it did."""
     import safetensors.torch
 
     path = os.path.join(folder, VALUE_HEAD_FILE)

@@ -352,7 +352,9 @@ def test_saved_model_has_no_value_head_and_loads_in_transformers(tiny_models, to
             assert not any("v_head" in k for k in f.keys())
         model, info = AutoModelForCausalLM.from_pretrained(str(folder), output_loading_info=True)
         assert not info["unexpected_keys"] and not info["missing_keys"]
-        assert (folder / "value_head.safetensors").exists()
+        assert (folder / "value_head" / "value_head.safetensors").exists()
+        # loaders that glob the top-level *.safetensors (vLLM) must find only the causal LM's weights
+        assert sorted(p.name for p in folder.glob("*.safetensors")) == ["model.safetensors"]
     assert trainer.model.v_head.weight.abs().sum() > 0  # the head trained and is still on the policy
 
 
@@ -538,7 +540,7 @@ def test_peft_policy_trains_value_head_and_reference_is_the_base(tiny_models, to
     head = trainer._value_model.v_head
     assert head.weight.requires_grad and head.weight.abs().sum() > 0
     trainer.save_model(str(tmp_path / "adapter"))
-    assert (tmp_path / "adapter" / "value_head.safetensors").exists()
+    assert (tmp_path / "adapter" / "value_head" / "value_head.safetensors").exists()
 
 
 def test_minibatches_are_reshuffled_every_ppo_epoch(tiny_models, tok, tmp_path):
