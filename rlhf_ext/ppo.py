@@ -374,10 +374,6 @@ class KLControlAndPtxMixin:
             if len(ptx_dataset) == 0:
                 raise ValueError("`ptx_dataset` is empty.")
 
-    def _ptx_graph_params(self) -> list:
-        """Parameters a ptx backward would not reach but DDP expects gradients for (PPO: the value head)."""
-        return []
-
     def _tokenize_ptx(self, dataset) -> list[list[int]]:
         tok = self._tokenizer
         rows = []
@@ -453,9 +449,6 @@ class KLControlAndPtxMixin:
         chunk = {k: v[rows] for k, v in batch.items()}
         nll_sum = self.ptx_nll_sum(model, chunk)
         loss = self.args.ptx_coef * nll_sum / n_tokens
-        # Keep e.g. the value head in the graph (zero gradient) so DDP sees every parameter used in this backward.
-        for param in self._ptx_graph_params():
-            loss = loss + 0.0 * param.sum()
         self.accelerator.backward(loss)
         self._ptx_nll_sum += float(nll_sum.detach() / n_tokens)
         if self._ptx_micro == n_micro:
@@ -464,9 +457,17 @@ class KLControlAndPtxMixin:
         return loss.detach()
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        ptx_loss = None
+        if self._ptx_rows is not None:  # training_step only runs in training
+            # The pretraining forward/backward runs first and never synchronises: its gradient accumulates locally and
+            # is all-reduced together with the RL loss's by that micro-step's backward (DDP allows one synchronising
+            # backward per forward; a second backward on the sync step would mark parameters ready twice).
+            model.train()  # as Trainer.training_step does; the first call can come before it
+            with self.accelerator.no_sync(model):
+                ptx_loss = self._ptx_micro_step(model)
         loss = super().training_step(model, inputs, num_items_in_batch)
-        if self._ptx_rows is not None and model.training:
-            loss = loss + self._ptx_micro_step(model).to(loss.device)
+        if ptx_loss is not None:
+            loss = loss + ptx_loss.to(loss.device)
         return loss
 
     # Checkpointed state: the KL controller and the pretraining data position
@@ -626,9 +627,6 @@ class PPOTrainer(KLControlAndPtxMixin, GRPOTrainer):
                 )
         KLControlAndPtxMixin._validate_ptx(args, ptx_dataset)
 
-    def _ptx_graph_params(self) -> list:
-        return list(self._value_model.v_head.parameters())
-
     @staticmethod
     def _inner_causal_lm(model: nn.Module) -> nn.Module:
         from accelerate.utils import is_peft_model
@@ -687,7 +685,7 @@ class PPOTrainer(KLControlAndPtxMixin, GRPOTrainer):
             with self.accelerator.autocast():
                 out = model(input_ids=ids, attention_mask=attn, labels=labels, fused_lm_head=True, return_values=True)
             logps.append(out.log_probs[:, -keep:])
-            values.append(out.values[:, -keep:])
+            values.append(out.value_preds[:, -keep:])
             if compute_entropy:
                 entropies.append(out.entropy[:, -keep:])
         entropy = torch.cat(entropies) if compute_entropy else None

@@ -4,7 +4,7 @@
 TRL's fused LM head (``trl.trainer.utils.add_fused_lm_head``) and wraps its forward once more:
 
 - ``model(..., fused_lm_head=True, return_values=True)`` returns a :class:`ValueHeadOutput`: TRL's fused output
-  (per-token log-probs, entropy, loss) plus ``values``, aligned with ``log_probs``: ``values[:, t]`` is read from
+  (per-token log-probs, entropy, loss) plus ``value_preds``, aligned with ``log_probs``: ``value_preds[:, t]`` is read from
   the hidden state at position ``t``, the state in which token ``t + 1`` is chosen.
 - Every other call (generation, the plain forward used for the pretraining loss) is the original forward.
 
@@ -31,9 +31,13 @@ VALUE_HEAD_FILE = os.path.join("value_head", "value_head.safetensors")
 
 @dataclass
 class ValueHeadOutput(FusedCausalLMOutput):
-    """TRL's ``FusedCausalLMOutput`` plus ``values`` of shape ``(batch, seq_len - 1)``."""
+    """TRL's ``FusedCausalLMOutput`` plus ``value_preds`` of shape ``(batch, seq_len - 1)``.
 
-    values: torch.Tensor | None = None
+    Not called ``values``: a ``ModelOutput`` is a dict, and a ``values`` field would shadow ``dict.values()``, which
+    DDP's output flattening calls.
+    """
+
+    value_preds: torch.Tensor | None = None
 
 
 def has_value_head(model: nn.Module) -> bool:
@@ -76,7 +80,7 @@ def add_value_head(model: nn.Module) -> nn.Linear:
         values = head(hidden.to(head.weight.dtype)).squeeze(-1).float()
         if collect:
             self._value_sink.append(values.detach())
-        return ValueHeadOutput(**out, values=values)
+        return ValueHeadOutput(**out, value_preds=values)
 
     model.forward = forward.__get__(model)
     return head

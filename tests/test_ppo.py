@@ -640,3 +640,59 @@ def test_rloo_adaptive_kl_and_ptx(tiny_models, tok, tmp_path):
     assert state == {"kl_ctl": trainer.kl_ctl.state_dict(), "ptx_position": 3}
     with pytest.raises(ValueError, match="ptx_dataset"):
         RLOOTrainer(model=str(tiny_models.causal_lm), reward_funcs=constant_reward, args=args, train_dataset=PROMPTS)
+
+
+DDP_SCRIPT = r"""
+import json, os, sys
+import torch
+torch.set_num_threads(1)
+from datasets import Dataset
+from transformers import AutoTokenizer
+from rlhf_ext import PPOConfig, PPOTrainer
+models, tokenizer, out = sys.argv[1], sys.argv[2], sys.argv[3]
+tok = AutoTokenizer.from_pretrained(tokenizer)
+def reward(completion_ids, **kwargs):
+    return [sum(t < 192 for t in ids) / max(1, len(ids)) for ids in completion_ids]
+prompts = Dataset.from_dict({"prompt": ["The movie was", "A story", "The team", "Scientists said"] * 8})
+ptx = Dataset.from_dict({"text": [f"Text number {i}: once upon a time there was a village." for i in range(10)]})
+args = PPOConfig(output_dir=out, use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=4,
+    gradient_accumulation_steps=2, max_completion_length=6, learning_rate=1e-3, max_steps=2, kl_coef=0.1,
+    kl_target=1.0, kl_horizon=100, ptx_coef=0.5, ptx_batch_size=2, gradient_checkpointing=False,
+    save_strategy="no", num_ppo_epochs=2, disable_tqdm=True)
+trainer = PPOTrainer(model=models, reward_funcs=reward, args=args, train_dataset=prompts, ptx_dataset=ptx,
+    processing_class=tok)
+trainer.train()
+rank = trainer.accelerator.process_index
+with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+    json.dump({"world": trainer.accelerator.num_processes, "kl": trainer.kl_ctl.value, "ptx": trainer.ptx_position,
+               "head": trainer._value_model.v_head.weight.detach().flatten().tolist(),
+               "lm_head": float(trainer.model.lm_head.weight.detach().double().sum()),
+               "ptx_rows": trainer._ptx_indices(0)}, f)
+"""
+
+
+def test_two_process_ddp_with_value_head_and_ptx(tiny_models, tmp_path):
+    """torchrun, 2 CPU processes (gloo): the value head and the extra ptx backward work under DDP; both ranks end
+    with the same weights and KL coefficient, and draw different pretraining rows."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+        + [str(script), str(tiny_models.causal_lm), str(tiny_models.tokenizer), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == 2
+    assert ranks[0]["kl"] == ranks[1]["kl"] != 0.1
+    assert ranks[0]["ptx"] == ranks[1]["ptx"] == 2
+    assert ranks[0]["head"] == pytest.approx(ranks[1]["head"]) and any(ranks[0]["head"])
+    assert ranks[0]["lm_head"] == pytest.approx(ranks[1]["lm_head"])
+    assert not set(ranks[0]["ptx_rows"]) & set(ranks[1]["ptx_rows"])
