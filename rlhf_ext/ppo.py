@@ -359,6 +359,11 @@ class KLControlAndPtxMixin:
         self._ptx_nll_sum = 0.0
         self._ptx_rows = None
         if args.ptx_coef > 0:
+            if getattr(self, "is_deepspeed_enabled", False):
+                raise ValueError(
+                    "`ptx_coef` > 0 is not supported with DeepSpeed yet: DeepSpeed counts backward calls for its own "
+                    "gradient accumulation, and the pretraining loss adds one per micro-step."
+                )
             self._ptx_rows = self._tokenize_ptx(ptx_dataset)
         elif ptx_dataset is not None:
             warnings.warn("ptx_dataset is ignored because ptx_coef is 0.", stacklevel=3)
