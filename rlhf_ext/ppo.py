@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from trl import GRPOConfig, GRPOTrainer
 
+from .cards import CardMixin
 from .kl_controllers import AdaptiveKLController, FixedKLController
 from .value_head import add_value_head, load_value_head, save_value_head
 
@@ -505,7 +506,7 @@ class KLControlAndPtxMixin:
                 self.load_ppo_state_dict(json.load(f))
 
 
-class PPOTrainer(KLControlAndPtxMixin, GRPOTrainer):
+class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
     """PPO (Ziegler et al. 2019; InstructGPT's PPO-ptx) as a subclass of ``trl.GRPOTrainer``.
 
     Args are GRPOTrainer's, plus ``ptx_dataset``: a ``datasets.Dataset`` with a ``text`` column of pretraining
@@ -518,6 +519,39 @@ class PPOTrainer(KLControlAndPtxMixin, GRPOTrainer):
 
     _tag_names = ["trl", "ppo", "rlhf_ext"]
     _name = "PPO"
+    # rlhf_ext's model card (CardMixin replaces TRL's create_model_card).
+    _card_kind = "policy"
+    _card_method = (
+        "PPO with a KL penalty to the initial policy (Ziegler et al. 2019), value head on the policy trunk, GAE, "
+        "optional adaptive KL coefficient and InstructGPT's pretraining mixture (PPO-ptx)"
+    )
+    _card_citations = ("ziegler2019", "instructgpt", "ppo", "gae", "trl")
+    _card_curves = (
+        "objective/scores",
+        "objective/kl",
+        "objective/kl_coef",
+        "loss/policy_avg",
+        "loss/value_avg",
+        "loss/ptx",
+    )
+    _card_reward_kl = ("objective/scores", "objective/kl")
+    _card_hyperparameters = CardMixin._card_hyperparameters + (
+        "kl_coef",
+        "kl_target",
+        "kl_horizon",
+        "kl_estimator",
+        "ptx_coef",
+        "num_ppo_epochs",
+        "cliprange",
+        "cliprange_value",
+        "vf_coef",
+        "gamma",
+        "lam",
+        "num_generations",
+        "max_completion_length",
+        "temperature",
+        "missing_eos_penalty",
+    )
     _paper = {
         "title": "Fine-Tuning Language Models from Human Preferences",
         "id": "1909.08593",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import trl
 
+from .cards import CardMixin
 from .ppo import KLControlAndPtxMixin
 
 
@@ -62,11 +63,30 @@ class RLOOConfig(trl.RLOOConfig):
         super().__post_init__()
 
 
-class RLOOTrainer(KLControlAndPtxMixin, trl.RLOOTrainer):
+class RLOOTrainer(CardMixin, KLControlAndPtxMixin, trl.RLOOTrainer):
     """``trl.RLOOTrainer`` with an adaptive KL coefficient and a pretraining mixture; extra argument ``ptx_dataset``
     (a dataset with a ``text`` column, required when ``args.ptx_coef > 0``)."""
 
     _tag_names = ["trl", "rloo", "rlhf_ext"]
+    _card_kind = "policy"
+    _card_method = "RLOO (REINFORCE leave-one-out) with an optional adaptive KL coefficient and pretraining mixture"
+    _card_citations = (
+        "Ahmadian et al. 2024, *Back to Basics: Revisiting REINFORCE Style Optimization for Learning from Human "
+        "Feedback in LLMs*, arXiv:2402.14740",
+        "ziegler2019",
+        "instructgpt",
+        "trl",
+    )
+    _card_curves = ("reward", "objective/kl", "objective/kl_coef", "loss/ptx")
+    _card_reward_kl = ("reward", "objective/kl")
+    _card_hyperparameters = CardMixin._card_hyperparameters + (
+        "beta",
+        "kl_target",
+        "kl_horizon",
+        "ptx_coef",
+        "num_generations",
+        "max_completion_length",
+    )
 
     def __init__(self, model, reward_funcs=None, args: RLOOConfig | None = None, *pos, ptx_dataset=None, **kwargs):
         if args is None:

@@ -356,6 +356,8 @@ def test_saved_model_has_no_value_head_and_loads_in_transformers(tiny_models, to
         # loaders that glob the top-level *.safetensors (vLLM) must find only the causal LM's weights
         assert sorted(p.name for p in folder.glob("*.safetensors")) == ["model.safetensors"]
     assert trainer.model.v_head.weight.abs().sum() > 0  # the head trained and is still on the policy
+    card = (tmp_path / "out" / "README.md").read_text()  # written with each checkpoint
+    assert "PPO" in card and "1909.08593" in card and "kl_coef" in card
 
 
 def test_checkpoint_restores_kl_coef_ptx_position_and_value_head(tiny_models, tok, tmp_path):
