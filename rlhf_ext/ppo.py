@@ -310,6 +310,8 @@ class PPOConfig(GRPOConfig):
         positive("cliprange_value", self.cliprange_value)
         if self.kl_coef < 0 or not math.isfinite(self.kl_coef):
             raise ValueError(f"`kl_coef` must be >= 0, got {self.kl_coef!r}.")
+        if self.kl_target is not None and self.kl_coef == 0:
+            raise ValueError("`kl_target` needs `kl_coef` > 0: the adaptive controller scales it and 0 stays 0.")
         if self.ptx_coef < 0 or not math.isfinite(self.ptx_coef):
             raise ValueError(f"`ptx_coef` must be >= 0, got {self.ptx_coef!r}.")
         if self.vf_coef < 0:

@@ -415,6 +415,7 @@ def test_checkpoint_restores_kl_coef_ptx_position_and_value_head(tiny_models, to
         ({"kl_target": 0.0}, "kl_target"),
         ({"kl_target": -1.0}, "kl_target"),
         ({"kl_horizon": 0}, "kl_horizon"),
+        ({"kl_coef": 0.0, "kl_target": 6.0}, "kl_coef"),
         ({"max_completion_length": 0}, "max_completion_length"),
         ({"ptx_batch_size": 0}, "ptx_batch_size"),
         ({"kl_estimator": "k2"}, "kl_estimator"),
