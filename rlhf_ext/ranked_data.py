@@ -260,11 +260,22 @@ def to_ranked(dataset):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def ranks_from_scores(scores: Sequence[float], higher_is_better: bool = True) -> list[int]:
-    """Dense ranks (0 = best) from scores; equal scores tie. ``[7, 9, 7] -> [1, 0, 1]``."""
-    distinct = sorted(set(scores), reverse=higher_is_better)
-    position = {s: r for r, s in enumerate(distinct)}
-    return [position[s] for s in scores]
+def ranks_from_scores(
+    scores: Sequence[float], higher_is_better: bool = True, tie_tolerance: float = 0.0
+) -> list[int]:
+    """Dense ranks (0 = best) from scores; equal scores tie. ``[7, 9, 7] -> [1, 0, 1]``.
+
+    Scores within ``tie_tolerance`` of a better distinct score share its rank (labelers with continuous
+    scores use it to call near-equal completions a tie).
+    """
+    if tie_tolerance < 0:
+        raise ValueError(f"tie_tolerance must be >= 0, got {tie_tolerance}")
+    keyed = [s if higher_is_better else -s for s in scores]
+    distinct: list[float] = []
+    for s in sorted(keyed, reverse=True):
+        if not distinct or distinct[-1] - s > tie_tolerance:
+            distinct.append(s)
+    return [next(i for i, d in enumerate(distinct) if d - s <= tie_tolerance) for s in keyed]
 
 
 def _from_list(rows: list[dict]):

@@ -16,7 +16,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ..ranked_data import ranks_from_scores
 from .assets import INSTALL_HINT, OfflineAssetMissing
+
+__all__ = [
+    "DescriptivenessLabeler",
+    "Labeler",
+    "SentimentLabeler",
+    "SummaryLabeler",
+    "completion_text",
+    "ranks_from_scores",
+]
 
 
 def completion_text(completion) -> str:
@@ -28,24 +38,6 @@ def completion_text(completion) -> str:
     if isinstance(completion, Sequence):
         return "".join(completion_text(m) for m in completion if not isinstance(m, dict) or m.get("role") != "user")
     raise TypeError(f"a completion must be a string or a list of messages, got {type(completion).__name__}")
-
-
-def ranks_from_scores(scores: Sequence[float], tie_tolerance: float = 0.0) -> list[int]:
-    """Dense ranks from scores, higher score = better = lower rank; scores within ``tie_tolerance`` tie.
-
-    >>> ranks_from_scores([0.2, 0.9, 0.2, -0.5])
-    [1, 0, 1, 2]
-    """
-    if tie_tolerance < 0:
-        raise ValueError(f"tie_tolerance must be >= 0, got {tie_tolerance}")
-    distinct: list[float] = []
-    for s in sorted(scores, reverse=True):
-        if not distinct or distinct[-1] - s > tie_tolerance:
-            distinct.append(s)
-    ranks = []
-    for s in scores:
-        ranks.append(next(i for i, d in enumerate(distinct) if d - s <= tie_tolerance))
-    return ranks
 
 
 class Labeler:
@@ -66,7 +58,8 @@ class Labeler:
         """Rank K completions of one prompt: 0 is the best; equal scores share a rank."""
         texts = [completion_text(c) for c in completions]
         refs = None if reference is None else [reference] * len(texts)
-        return ranks_from_scores(self.score([completion_text(prompt)] * len(texts), texts, refs), self.tie_tolerance)
+        scores = self.score([completion_text(prompt)] * len(texts), texts, refs)
+        return ranks_from_scores(scores, tie_tolerance=self.tie_tolerance)
 
     def __call__(self, prompts=None, completions=None, **kwargs) -> list[float]:
         """TRL reward-function protocol: one float per completion."""
