@@ -16,7 +16,8 @@ everything for accelerate/DeepSpeed, logs, checkpoints and writes model cards. W
   batch of ``ptx_dataset`` (drawn once per optimizer step and split across gradient-accumulation micro-steps).
 
 The pure loss functions (``gae``, ``whiten``, ``masked_mean``, ``kl_penalty``, ``clipped_policy_loss``,
-``clipped_value_loss``) are module-level and tested against hand computations.
+``clipped_value_loss``) live in ``rlhf_ext.losses`` with the library's other losses and are tested against hand
+computations; they are importable from here too.
 """
 
 from __future__ import annotations
@@ -38,118 +39,12 @@ from trl import GRPOConfig, GRPOTrainer
 
 from .cards import CardMixin
 from .kl_controllers import AdaptiveKLController, FixedKLController
+from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 from .value_head import add_value_head, load_value_head, save_value_head
 
 logger = logging.getLogger(__name__)
 
 PPO_STATE_FILE = "ppo_state.json"
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Loss functions
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Mean of ``values`` where ``mask`` is 1 (all of them, or along ``dim``); 0 where nothing is selected."""
-    mask = mask.to(values.dtype)
-    if dim is None:
-        return (values * mask).sum() / mask.sum().clamp(min=1.0)
-    return (values * mask).sum(dim) / mask.sum(dim).clamp(min=1.0)
-
-
-def masked_var(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Unbiased variance of the selected entries (0 when fewer than two are selected)."""
-    mean = masked_mean(values, mask)
-    count = mask.to(values.dtype).sum()
-    if count < 2:
-        return torch.zeros((), dtype=values.dtype, device=values.device)
-    return ((values - mean) ** 2 * mask).sum() / (count - 1)
-
-
-def whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
-    """Normalise the selected entries to unit variance (and zero mean if ``shift_mean``); others become 0."""
-    mean, var = masked_mean(values, mask), masked_var(values, mask)
-    whitened = (values - mean) * torch.rsqrt(var + eps)
-    if not shift_mean:
-        whitened = whitened + mean
-    return whitened * mask.to(values.dtype)
-
-
-def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
-    """Per-token estimate of KL(pi || pi_ref) from log-probs of tokens sampled from pi.
-
-    ``k1`` = log pi - log pi_ref (unbiased, can be negative per token); ``k3`` = r - 1 - log r with
-    r = pi_ref / pi (unbiased and always >= 0, Schulman's "Approximating KL divergence").
-    """
-    log_ratio = logprobs - ref_logprobs
-    if estimator == "k1":
-        return log_ratio
-    if estimator == "k3":
-        return torch.expm1(-log_ratio) + log_ratio
-    raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {estimator!r}")
-
-
-def gae(
-    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimation over right-padded (batch, T) sequences.
-
-    Positions where ``mask`` is 0 (after the response) carry no reward and a value of 0, so the episode ends at the
-    last response token. Returns ``(advantages, returns)``, both 0 outside the mask; returns = advantages + values.
-    """
-    mask = mask.to(values.dtype)
-    rewards, values = rewards * mask, values * mask
-    advantages = torch.zeros_like(values)
-    last = torch.zeros_like(values[:, 0])
-    length = values.size(1)
-    for t in reversed(range(length)):
-        next_value = values[:, t + 1] if t + 1 < length else torch.zeros_like(last)
-        delta = rewards[:, t] + gamma * next_value - values[:, t]
-        last = delta + gamma * lam * last
-        advantages[:, t] = last
-    advantages = advantages * mask
-    return advantages, (advantages + values) * mask
-
-
-def clipped_policy_loss(
-    logprobs: torch.Tensor,
-    old_logprobs: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    cliprange: float,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """PPO's clipped surrogate with a per-token ratio, averaged over the masked tokens; returns (loss, stats)."""
-    log_ratio = logprobs - old_logprobs
-    ratio = torch.exp(log_ratio)
-    unclipped = -advantages * ratio
-    clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
-    with torch.no_grad():
-        stats = {
-            "clipfrac": masked_mean((clipped > unclipped).float(), mask),
-            "approxkl": 0.5 * masked_mean(log_ratio**2, mask),
-            "ratio": masked_mean(ratio, mask),
-        }
-    return loss, stats
-
-
-def clipped_value_loss(
-    values: torch.Tensor,
-    old_values: torch.Tensor,
-    returns: torch.Tensor,
-    mask: torch.Tensor,
-    cliprange_value: float,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """0.5 * max((V - R)^2, (V_clipped - R)^2) averaged over the masked tokens, V_clipped within +-cliprange_value of
-    the rollout-time value; returns (loss, stats)."""
-    clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
-    unclipped = (values - returns) ** 2
-    clipped = (clipped_values - returns) ** 2
-    loss = 0.5 * masked_mean(torch.maximum(unclipped, clipped), mask)
-    with torch.no_grad():
-        stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask)}
-    return loss, stats
 
 
 # ----------------------------------------------------------------------------------------------------------------

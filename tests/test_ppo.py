@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 
 from rlhf_ext import PPOConfig, PPOTrainer
-from rlhf_ext.ppo import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
+from rlhf_ext.losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 
 PROMPTS = Dataset.from_dict({"prompt": ["The movie was", "A story", "The team won", "Scientists said"] * 4})
 PTX = Dataset.from_dict(
