@@ -69,7 +69,9 @@ def main():
         for n, (m, _) in models.items():
             train[n].append(time_train(m, encs[n]))
             score[n].append(time_score(m, encs[n]))
-    print(f"batch {args.batch} x {args.tokens} tokens, median of {args.repeats}, torch threads {torch.get_num_threads()}")
+    print(
+        f"batch {args.batch} x {args.tokens} tokens, median of {args.repeats}, torch threads {torch.get_num_threads()}"
+    )
     print(f"{'backbone':<14}{'params (M)':>12}{'train step (s)':>16}{'scoring (s)':>13}")
     for n, (m, _) in models.items():
         params = sum(p.numel() for p in m.parameters()) / 1e6

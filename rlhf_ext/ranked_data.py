@@ -260,9 +260,7 @@ def to_ranked(dataset):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def ranks_from_scores(
-    scores: Sequence[float], higher_is_better: bool = True, tie_tolerance: float = 0.0
-) -> list[int]:
+def ranks_from_scores(scores: Sequence[float], higher_is_better: bool = True, tie_tolerance: float = 0.0) -> list[int]:
     """Dense ranks (0 = best) from scores; equal scores tie. ``[7, 9, 7] -> [1, 0, 1]``.
 
     Scores within ``tie_tolerance`` of a better distinct score share its rank (labelers with continuous
