@@ -139,6 +139,12 @@ def main(cfg: SampleAndLabelConfig):
         rows.append({"prompt": prompt, "completions": comps, "ranks": labeler.rank(prompt, comps), "scores": scores})
     # A prompt whose K completions all tie gives no comparison: InstructGPT's loss has no pair for it.
     usable = [r for r in rows if len(set(r["ranks"])) > 1]
+    if len(usable) < 2:
+        raise ValueError(
+            f"the labeler tied all {cfg.k} completions of {len(rows) - len(usable)} of {len(rows)} prompts, leaving "
+            f"{len(usable)} prompt(s) with a comparison: sample longer or more varied completions (max_new_tokens, "
+            "temperature) or use another task"
+        )
     n_test = max(1, round(cfg.test_fraction * len(usable)))
     data = DatasetDict({"train": Dataset.from_list(usable[n_test:]), "test": Dataset.from_list(usable[:n_test])})
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
