@@ -110,6 +110,13 @@ def main(recipe: PPORecipeArgs, args: PPOConfig):
         model = model.merge_and_unload()
     model.save_pretrained(args.output_dir)
     tok.save_pretrained(args.output_dir)
+    info = trainer.card_info
+    info.dataset_name = "review-openings"
+    info.dataset_description = "Rotten Tomatoes review openings (3-8 words) to continue"
+    info.dataset_is_standin = recipe.dataset_is_standin
+    if recipe.model_name_or_path == "offline":
+        info.base_model = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    trainer.create_model_card()  # run_demo.py rewrites it with the evaluation results
     return trainer
 
 

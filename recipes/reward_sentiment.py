@@ -79,6 +79,8 @@ def main(recipe: RewardRecipeArgs, args: RankedRewardConfig):
         f"{len(train)} prompts x K continuations sampled from the initial policy and ranked by a programmatic labeler"
     )
     info.dataset_is_standin = recipe.dataset_is_standin
+    if recipe.model_name_or_path == "offline":
+        info.base_model = "sentence-transformers/all-MiniLM-L6-v2"
     info.eval_results = [
         {"metric": "held-out pairwise accuracy", "value": metrics.get("eval_accuracy"), "dataset": info.dataset_name},
         {"metric": "held-out Kendall tau", "value": metrics.get("eval_kendall_tau"), "dataset": info.dataset_name},

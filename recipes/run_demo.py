@@ -110,10 +110,7 @@ def main(argv=None):
     print("\n=== 5/5 model cards ===", flush=True)
     ppo_cfg = ppo_args[1]
     kl_band = (ppo_cfg.kl_target / 2, ppo_cfg.kl_target * 1.5) if ppo_cfg.kl_target else None
-    info = ppo_trainer.card_info
-    info.dataset_name = "review-openings"
-    info.dataset_description = "Rotten Tomatoes review openings (3-8 words) to continue"
-    info.dataset_is_standin = True
+    info = ppo_trainer.card_info  # ppo_sentiment.main filled in the data and base model
     info.summary = (
         "SmolLM2-135M-Instruct tuned with PPO and Ziegler et al.'s adaptive KL to continue movie-review openings "
         "positively, against a reward model trained on VADER-ranked samples (an offline reproduction of the "
@@ -130,10 +127,8 @@ def main(argv=None):
         {"metric": "reward-model score after", "value": results.get("reward_model_score_after")},
     ]
     shutil.copytree(dirs["eval"] / "plots", dirs["ppo"] / "plots", dirs_exist_ok=True)
+    info.extra_plots = [{"title": "labeler scores", "path": "plots/labeler_scores.png"}]
     ppo_trainer.create_model_card()
-    card = (dirs["ppo"] / "README.md").read_text()
-    card = card.replace("## Usage", "## Score histograms\n\n![labeler scores](plots/labeler_scores.png)\n\n## Usage")
-    (dirs["ppo"] / "README.md").write_text(card)
     timings["total"] = time.time() - t0
 
     def fmt(x):

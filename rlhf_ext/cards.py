@@ -12,9 +12,11 @@ Recipes add what only they know (evaluation results, the data's provenance) thro
 
 from __future__ import annotations
 
+import enum
 import importlib.resources
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -46,6 +48,8 @@ class CardInfo:
 
     kind: str = "policy"
     method: str = ""
+    # The Hub id of the base model when the trainer only knows a local folder (e.g. the offline conversion).
+    base_model: str | None = None
     summary: str = ""
     dataset_name: str | None = None
     dataset_description: str = "the training data passed to the trainer"
@@ -55,6 +59,9 @@ class CardInfo:
     # Each: {"task": ..., "dataset": ..., "metric": ..., "value": float}
     eval_results: list[dict] = field(default_factory=list)
     usage: str | None = None
+    # Plots a recipe drew itself (e.g. before/after score histograms), as {"title": ..., "path": "plots/x.png"}
+    # relative to the output folder.
+    extra_plots: list[dict] = field(default_factory=list)
     license: str = "apache-2.0"
     tags: list[str] = field(default_factory=list)
 
@@ -110,7 +117,7 @@ def render_model_card(
             task_type=r.get("task", "text-generation" if info.kind == "policy" else "text-classification"),
             dataset_type=r.get("dataset", info.dataset_name or "custom"),
             dataset_name=r.get("dataset", info.dataset_name or "custom"),
-            metric_type=r["metric"].lower().replace(" ", "_"),
+            metric_type=re.sub(r"[^a-z0-9]+", "_", r["metric"].lower()).strip("_"),
             metric_name=r["metric"],
             metric_value=round(float(r["value"]), 4),
         )
@@ -137,7 +144,9 @@ def render_model_card(
         method=info.method or "see citations",
         dataset_is_standin=info.dataset_is_standin,
         dataset_description=info.dataset_description,
-        hyperparameters={k: v for k, v in info.hyperparameters.items() if v is not None},
+        hyperparameters={
+            k: (v.value if isinstance(v, enum.Enum) else v) for k, v in info.hyperparameters.items() if v is not None
+        },
         eval_results=results,
         plots=plots or [],
         usage=info.usage or _default_usage(info.kind, repo_id or model_name),
@@ -339,7 +348,7 @@ class CardMixin:
         info.hyperparameters = hyper
         output_dir = self.args.output_dir
         config = getattr(getattr(self, "model", None), "config", None)
-        base_model = getattr(config, "_name_or_path", None) or None
+        base_model = info.base_model or getattr(config, "_name_or_path", None) or None
         hub_id = self.args.hub_model_id
         name = model_name or (hub_id.split("/")[-1] if hub_id else Path(output_dir).name)
         card = render_model_card(
@@ -347,6 +356,6 @@ class CardMixin:
             model_name=name,
             base_model=base_model,
             repo_id=hub_id or name,
-            plots=self._card_plots(output_dir),
+            plots=self._card_plots(output_dir) + list(info.extra_plots),
         )
         card.save(os.path.join(output_dir, "README.md"))
