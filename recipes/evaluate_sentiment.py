@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from trl import TrlParser
 
+from rlhf_ext.continuation import load_policy, prompt_dataset
 from rlhf_ext.evaluation import win_rate
 from rlhf_ext.sampling import sample_completions, sequence_kl
 
@@ -40,6 +41,10 @@ class EvalConfig:
         default="outputs/sentiment/reward", metadata={"help": "Reward model to score with (optional)."}
     )
     task: str = field(default="sentiment", metadata={"help": "Labeler: 'sentiment' or 'descriptiveness'."})
+    prompts: str = field(
+        default="offline",
+        metadata={"help": "'offline' (held-out Rotten Tomatoes openings) or a Hub dataset; its `test` split is used."},
+    )
     num_prompts: int = field(
         default=128, metadata={"help": "Held-out prompts (the test split of the review openings)."}
     )
@@ -51,20 +56,6 @@ class EvalConfig:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def load_causal_lm(name: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rlhf_ext.offline import load_policy
-
-    if name == "offline":
-        return load_policy()
-    tok = AutoTokenizer.from_pretrained(name)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32), tok
 
 
 @torch.no_grad()
@@ -91,17 +82,16 @@ def mean(xs):
 
 def main(cfg: EvalConfig) -> dict:
     from rlhf_ext.cards import plot_score_histograms
-    from rlhf_ext.offline.corpora import review_prompts_standin
     from rlhf_ext.offline.labelers import DescriptivenessLabeler, SentimentLabeler
 
     labeler = {"sentiment": SentimentLabeler, "descriptiveness": DescriptivenessLabeler}[cfg.task]()
-    test = review_prompts_standin("test")
+    test = prompt_dataset(cfg.prompts, "test")
     if cfg.num_prompts > len(test):
         raise ValueError(f"num_prompts={cfg.num_prompts} but the held-out split has {len(test)} prompts")
     prompts = test.shuffle(seed=0).select(range(cfg.num_prompts))["prompt"]
 
-    initial, tok = load_causal_lm(cfg.initial_model)
-    trained, trained_tok = load_causal_lm(cfg.trained_model)
+    initial, tok = load_policy(cfg.initial_model)
+    trained, trained_tok = load_policy(cfg.trained_model)
     settings = dict(k=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, batch_size=cfg.batch_size)
     before = sample_completions(initial, tok, prompts, seed=cfg.seed, progress="initial policy", **settings)
     after = sample_completions(trained, trained_tok, prompts, seed=cfg.seed, progress="trained policy", **settings)

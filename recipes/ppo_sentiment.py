@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from trl import TrlParser
 
 from rlhf_ext import PPOConfig, PPOTrainer
+from rlhf_ext.continuation import load_policy, prompt_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
 
@@ -42,6 +43,12 @@ class PPORecipeArgs:
         metadata={"help": "Reward model folder (stage 3), or 'labeler' to reward with the labeler's score directly."},
     )
     task: str = field(default="sentiment", metadata={"help": "Labeler used when reward_model='labeler'."})
+    prompts: str = field(
+        default="offline",
+        metadata={
+            "help": "'offline' for the Rotten Tomatoes openings, or a Hub dataset with a `prompt` or `text` column."
+        },
+    )
     num_prompts: int = field(default=2048, metadata={"help": "Training prompts drawn from the review openings."})
     use_lora: bool = field(default=True, metadata={"help": "Train LoRA adapters instead of the full policy."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
@@ -54,20 +61,6 @@ class PPORecipeArgs:
 # ----------------------------------------------------------------------------- main
 
 
-def load_policy(name: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rlhf_ext.offline import load_policy as load_offline_policy
-
-    if name == "offline":
-        return load_offline_policy()
-    tok = AutoTokenizer.from_pretrained(name)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return AutoModelForCausalLM.from_pretrained(name), tok
-
-
 def reward_funcs_for(recipe: PPORecipeArgs):
     if recipe.reward_model == "labeler":
         from rlhf_ext.offline.labelers import DescriptivenessLabeler, SentimentLabeler
@@ -77,9 +70,12 @@ def reward_funcs_for(recipe: PPORecipeArgs):
 
 
 def main(recipe: PPORecipeArgs, args: PPOConfig):
-    from rlhf_ext.offline.corpora import review_prompts_standin
-
-    prompts = review_prompts_standin("train").shuffle(seed=args.seed).select(range(recipe.num_prompts))
+    prompts = prompt_dataset(recipe.prompts, "train")
+    prompts = prompts.shuffle(seed=args.seed).select(range(min(recipe.num_prompts, len(prompts))))
+    if args.ptx_coef > 0 and "text" not in prompts.column_names:
+        raise ValueError(
+            f"--ptx_coef > 0 needs review text: the prompt dataset {recipe.prompts!r} has no 'text' column"
+        )
     ptx = prompts.select_columns(["text"]) if args.ptx_coef > 0 else None
     policy, tok = load_policy(recipe.model_name_or_path)
     peft_config = None

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from trl import TrlParser
 
+from rlhf_ext.continuation import load_policy, prompt_dataset
 from rlhf_ext.sampling import sample_completions
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -66,31 +67,8 @@ class SampleAndLabelConfig:
 # ----------------------------------------------------------------------------- helpers
 
 
-def load_policy(name: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rlhf_ext.offline import load_policy as load_offline_policy
-
-    if name == "offline":
-        return load_offline_policy()
-    tok = AutoTokenizer.from_pretrained(name)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32), tok
-
-
-def load_prompts(source: str, num_prompts: int, seed: int):
-    if source == "offline":
-        from rlhf_ext.offline.corpora import review_prompts_standin
-
-        ds = review_prompts_standin("train")
-    else:
-        from datasets import load_dataset
-
-        ds = load_dataset(source, split="train")
-    if "prompt" not in ds.column_names:
-        raise ValueError(f"the prompt dataset {source!r} has no 'prompt' column (columns: {ds.column_names})")
+def load_prompts(source: str, num_prompts: int, seed: int) -> list[str]:
+    ds = prompt_dataset(source, "train")
     if num_prompts > len(ds):
         raise ValueError(f"num_prompts={num_prompts} but the prompt dataset has only {len(ds)} rows")
     return ds.shuffle(seed=seed).select(range(num_prompts))["prompt"]

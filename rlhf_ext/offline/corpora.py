@@ -95,17 +95,29 @@ def review_prompts_standin(
     from datasets import Dataset
 
     _check_split(split)
+    texts = [
+        r["text"] for r in _rotten_tomatoes_rows() if split is None or _split_of(r["text"], test_fraction) == split
+    ]
+    return Dataset.from_list(openings(texts, min_words, max_words))
+
+
+def openings(texts, min_words: int = 3, max_words: int = 8) -> list[dict]:
+    """``{"prompt": first n words, "text": whole text}`` per text, n in [min_words, max_words] fixed by a hash.
+
+    Texts shorter than ``max_words + 4`` words are skipped so a continuation is always meaningful. Used for the
+    offline reviews and for any Hub dataset with a ``text`` column (e.g. ``stanfordnlp/imdb``).
+    """
     if not 1 <= min_words <= max_words:
         raise ValueError(f"need 1 <= min_words <= max_words, got min_words={min_words}, max_words={max_words}")
     rows = []
-    for r in _rotten_tomatoes_rows():
-        text = r["text"]
+    for raw in texts:
+        text = " ".join(raw.split())
         words = text.split()
-        if len(words) < max_words + 4 or (split is not None and _split_of(text, test_fraction) != split):
+        if len(words) < max_words + 4:
             continue
         n = min_words + int(hashlib.md5(text.encode()).hexdigest()[:4], 16) % (max_words - min_words + 1)
         rows.append({"prompt": " ".join(words[:n]), "text": text})
-    return Dataset.from_list(rows)
+    return rows
 
 
 _GALLERY = re.compile(r"\b(pictures?|photos?|photographs?|images?|in pictures|week in)\b", re.IGNORECASE)
