@@ -32,6 +32,8 @@ import tempfile
 import time
 from math import comb
 
+from rlhf_ext.testing.synthetic import count_ranked
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -188,27 +190,6 @@ def speed(args, tokenizer_path):
 # Part 2: held-out accuracy after one epoch
 # ---------------------------------------------------------------------------------------------------------------
 
-WORDS = ["bad", "sad", "dark", "cruel", "ugly", "awful", "kind", "bright"]
-
-
-def count_ranked(n, seed, k, noise=0.0):
-    """Eight-word completions ranked by their count of "good" (+ Gaussian labeler noise of sd ``noise``)."""
-    rng = random.Random(seed)
-    rows = []
-    while len(rows) < n:
-        counts = [rng.randint(0, 4) for _ in range(k)]
-        if len(set(counts)) < 2:
-            continue
-        completions = []
-        for c in counts:
-            words = ["good"] * c + [rng.choice(WORDS) for _ in range(8 - c)]
-            rng.shuffle(words)
-            completions.append(" " + " ".join(words))
-        labeled = [c + rng.gauss(0, noise) for c in counts] if noise else counts
-        ranks = [sorted(set(labeled), reverse=True).index(v) for v in labeled]
-        rows.append({"prompt": "Review:", "completions": completions, "ranks": ranks})
-    return rows
-
 
 def heldout_accuracy(model, tok, rows):
     import torch
@@ -241,7 +222,7 @@ def learning(args, paths):
 
     tok = AutoTokenizer.from_pretrained(paths.tokenizer)
     k = args.acc_k
-    train, test = count_ranked(args.acc_prompts, 0, k, args.acc_noise), count_ranked(200, 1, k)
+    train, test = count_ranked(args.acc_prompts, 0, k, noise=args.acc_noise), count_ranked(200, 1, k)
     pairs = [
         {"prompt": r["prompt"], "chosen": r["completions"][w], "rejected": r["completions"][lo]}
         for r in train

@@ -12,6 +12,7 @@ import torch
 from datasets import Dataset
 
 from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
+from rlhf_ext.testing import synthetic
 
 METRICS = {
     "accuracy",
@@ -307,24 +308,9 @@ def test_lora_trains_adapter_and_head_only(tiny_models, tiny_tokenizer, tmp_path
     assert any(not torch.equal(params[n], p) for n, p in lora.items())
 
 
-WORDS = ["bad", "sad", "dark", "cruel", "ugly", "awful", "kind", "bright"]
-
-
 def count_ranked(n, seed, k=4):
-    """Completions of six words; the more 'good', the better (ties when counts are equal)."""
-    rng = random.Random(seed)
-    rows = []
-    while len(rows) < n:
-        counts = [rng.randint(0, 4) for _ in range(k)]
-        if len(set(counts)) < 2:
-            continue
-        completions = []
-        for c in counts:
-            words = ["good"] * c + [rng.choice(WORDS) for _ in range(6 - c)]
-            rng.shuffle(words)
-            completions.append(" " + " ".join(words))
-        rows.append({"prompt": "Review:", "completions": completions, "ranks": [-c for c in counts]})
-    return Dataset.from_list(rows)
+    """Six-word completions; the more 'good', the better (ties when counts are equal)."""
+    return Dataset.from_list(synthetic.count_ranked(n, seed, k=k, length=6))
 
 
 def test_end_to_end_learns_a_ranking_and_reports_eval_metrics(tiny_models, tiny_tokenizer, tmp_path):
