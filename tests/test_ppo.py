@@ -671,6 +671,10 @@ with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
                "head": trainer._value_model.v_head.weight.detach().flatten().tolist(),
                "lm_head": float(trainer.model.lm_head.weight.detach().double().sum()),
                "ptx_rows": trainer._ptx_indices(0)}, f)
+# tear the gloo group down before exit: left to the interpreter's shutdown, its threads can abort the process
+# ("terminate called without an active exception") after all the work is done
+trainer.accelerator.wait_for_everyone()
+torch.distributed.destroy_process_group()
 """
 
 
