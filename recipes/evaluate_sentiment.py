@@ -19,12 +19,11 @@ import os
 import statistics
 from dataclasses import asdict, dataclass, field
 
-import torch
 from trl import TrlParser
 
 from rlhf_ext.continuation import load_policy, prompt_dataset
 from rlhf_ext.evaluation import win_rate
-from rlhf_ext.sampling import sample_completions, sequence_kl
+from rlhf_ext.sampling import reward_model_scores, sample_completions, sequence_kl
 
 # ----------------------------------------------------------------------------- hyperparameters
 
@@ -56,21 +55,6 @@ class EvalConfig:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@torch.no_grad()
-def reward_scores(path: str, prompts: list[str], completions: list[str], batch_size: int = 64) -> list[float]:
-    """Scalar reward of prompt + completion, formatted as the ranked reward trainer saw it in training."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path)
-    rm = AutoModelForSequenceClassification.from_pretrained(path).eval()
-    out = []
-    for i in range(0, len(prompts), batch_size):
-        texts = [p + c for p, c in zip(prompts[i : i + batch_size], completions[i : i + batch_size])]
-        enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-        out.extend(rm(**enc).logits[:, 0].tolist())
-    return out
 
 
 def mean(xs):
@@ -114,8 +98,8 @@ def main(cfg: EvalConfig) -> dict:
         "mean_length_after_tokens": mean([len(c[0]) for c in after.completion_ids]),
     }
     if cfg.reward_model:
-        rm_before = reward_scores(cfg.reward_model, prompts, texts_before)
-        rm_after = reward_scores(cfg.reward_model, prompts, texts_after)
+        rm_before = reward_model_scores(cfg.reward_model, prompts, texts_before, max_length=256)
+        rm_after = reward_model_scores(cfg.reward_model, prompts, texts_after, max_length=256)
         results.update(reward_model_score_before=mean(rm_before), reward_model_score_after=mean(rm_after))
 
     os.makedirs(cfg.output_dir, exist_ok=True)

@@ -1,11 +1,14 @@
 """Stage 1-2 of Ziegler et al. 2019 with InstructGPT's labels: sample K continuations, let a labeler rank them.
 
     accelerate launch recipes/sample_and_label.py --config recipes/configs/sample_and_label_offline.yaml
+    accelerate launch recipes/sample_and_label.py --config recipes/configs/label_tldr_offline.yaml  # summaries
 
 For each prompt (a movie-review opening), the initial policy samples K = 4 continuations (Ziegler et al.
 sampled 4 and asked labelers for the best one; we keep the whole ranking, as InstructGPT did with K = 4..9).
 A programmatic labeler stands in for the human: VADER sentiment ("positive is better") or a
-descriptiveness proxy. The result is a ranked preference dataset with columns ``prompt``, ``completions``,
+descriptiveness proxy. The summarization recipes use the same stage (``task: summary``): the SFT policy
+samples K = 4 summaries per article and ``SummaryLabeler`` ranks them, standing in for Stiennon et al.'s
+human comparisons. The result is a ranked preference dataset with columns ``prompt``, ``completions``,
 ``ranks`` (0 = best, equal ranks tie) and ``scores``, saved with ``Dataset.save_to_disk`` into
 ``output_dir`` and, with ``--push_to_hub``, pushed as a Hub dataset with its own card.
 """
@@ -22,6 +25,7 @@ import torch
 from trl import TrlParser
 
 from rlhf_ext.continuation import load_policy, prompt_dataset
+from rlhf_ext.ranked_data import ranks_from_scores
 from rlhf_ext.sampling import sample_completions
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -36,11 +40,19 @@ class SampleAndLabelConfig:
     prompts: str = field(
         default="offline",
         metadata={
-            "help": "'offline' for the Rotten Tomatoes review openings, or a Hub dataset id with a `prompt` column."
+            "help": "'offline' for the Rotten Tomatoes review openings, or a Hub dataset id with a `prompt` column; "
+            "for task=summary: 'offline-tldr', 'offline-cnndm' or a summarization dataset (see rlhf_ext.summarization)."
         },
     )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "Hub dataset config of the prompts, e.g. '3.0.0' for abisee/cnn_dailymail."}
+    )
+    max_article_words: int | None = field(
+        default=None, metadata={"help": "task=summary, offline stand-ins: cut articles to N words."}
+    )
     task: str = field(
-        default="sentiment", metadata={"help": "What the labeler prefers: 'sentiment' or 'descriptiveness'."}
+        default="sentiment",
+        metadata={"help": "What the labeler prefers: 'sentiment', 'descriptiveness' or 'summary' (SummaryLabeler)."},
     )
     num_prompts: int = field(default=256, metadata={"help": "Prompts to label (Ziegler et al. used 4,992 labels)."})
     k: int = field(
@@ -67,17 +79,23 @@ class SampleAndLabelConfig:
 # ----------------------------------------------------------------------------- helpers
 
 
-def load_prompts(source: str, num_prompts: int, seed: int) -> list[str]:
-    ds = prompt_dataset(source, "train")
+def load_prompts(cfg: SampleAndLabelConfig) -> list[str]:
+    source, num_prompts, seed = cfg.prompts, cfg.num_prompts, cfg.seed
+    if cfg.task == "summary":
+        from rlhf_ext.summarization import summarization_dataset
+
+        ds = summarization_dataset(source, "train", cfg.dataset_config, cfg.max_article_words)
+    else:
+        ds = prompt_dataset(source, "train")
     if num_prompts > len(ds):
         raise ValueError(f"num_prompts={num_prompts} but the prompt dataset has only {len(ds)} rows")
     return ds.shuffle(seed=seed).select(range(num_prompts))["prompt"]
 
 
 def make_labeler(task: str):
-    from rlhf_ext.offline.labelers import DescriptivenessLabeler, SentimentLabeler
+    from rlhf_ext.offline.labelers import DescriptivenessLabeler, SentimentLabeler, SummaryLabeler
 
-    labelers = {"sentiment": SentimentLabeler, "descriptiveness": DescriptivenessLabeler}
+    labelers = {"sentiment": SentimentLabeler, "descriptiveness": DescriptivenessLabeler, "summary": SummaryLabeler}
     if task not in labelers:
         raise ValueError(f"task must be one of {sorted(labelers)}, got {task!r}")
     return labelers[task]()
@@ -95,7 +113,7 @@ def main(cfg: SampleAndLabelConfig):
         raise ValueError("--push_to_hub needs --hub_dataset_id")
     torch.manual_seed(cfg.seed)
     labeler = make_labeler(cfg.task)
-    prompts = load_prompts(cfg.prompts, cfg.num_prompts, cfg.seed)
+    prompts = load_prompts(cfg)
     model, tok = load_policy(cfg.model_name_or_path)
 
     t0 = time.time()
@@ -114,7 +132,8 @@ def main(cfg: SampleAndLabelConfig):
     rows = []
     for prompt, comps in zip(prompts, completions):
         scores = labeler.score([prompt] * len(comps), comps)
-        rows.append({"prompt": prompt, "completions": comps, "ranks": labeler.rank(prompt, comps), "scores": scores})
+        ranks = ranks_from_scores(scores, tie_tolerance=labeler.tie_tolerance)
+        rows.append({"prompt": prompt, "completions": comps, "ranks": ranks, "scores": scores})
     # A prompt whose K completions all tie gives no comparison: InstructGPT's loss has no pair for it.
     usable = [r for r in rows if len(set(r["ranks"])) > 1]
     if len(usable) < 2:
@@ -151,7 +170,7 @@ def main(cfg: SampleAndLabelConfig):
             stats=stats,
             source_model="SmolLM2-135M-Instruct" if cfg.model_name_or_path == "offline" else cfg.model_name_or_path,
             labeler=type(labeler).__name__,
-            dataset_is_standin=cfg.prompts == "offline",
+            dataset_is_standin=cfg.prompts.startswith("offline"),
         )
     return data, stats
 

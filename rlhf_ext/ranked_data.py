@@ -48,6 +48,7 @@ __all__ = [
     "from_nectar",
     "from_oasst",
     "pairs_to_ranked",
+    "ranked_to_pairs",
     "ranks_from_scores",
 ]
 
@@ -532,4 +533,35 @@ def pairs_to_ranked(rows: Iterable[Mapping[str, Any]], on_cycle: str = "raise"):
         )
     if dropped:
         logger.warning("pairs_to_ranked: dropped %d prompt(s) whose comparisons contain a cycle.", dropped)
+    return _from_list(out)
+
+
+PAIRINGS = ("all", "best_vs_worst")
+
+
+def ranked_to_pairs(dataset, pairing: str = "all"):
+    """Ranked rows to TRL pairwise rows (``prompt``, ``chosen``, ``rejected``), e.g. for ``trl.DPOTrainer``.
+
+    ``pairing="all"``: every ranked pair of a prompt (C(K,2) rows when there are no ties), the comparisons
+    ``RankedRewardTrainer`` and ``ORPOTrainer`` learn from; ``"best_vs_worst"``: one row per prompt, a
+    best-ranked against a worst-ranked completion (the first of each in list order). Prompts whose
+    completions all tie give no row. Pairwise rows pass through unchanged.
+    """
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+    rows = list(dataset)
+    out = []
+    for index, row in enumerate(rows):
+        if not is_ranked_row(row):
+            out.append(dict(row))
+            continue
+        validate_ranked_row(row, index)
+        completions, ranks = row["completions"], list(row["ranks"])
+        if pairing == "all":
+            pairs = ranked_pairs(ranks)
+        elif min(ranks) == max(ranks):
+            pairs = []
+        else:
+            pairs = [(ranks.index(min(ranks)), ranks.index(max(ranks)))]
+        out.extend({"prompt": row["prompt"], "chosen": completions[w], "rejected": completions[lo]} for w, lo in pairs)
     return _from_list(out)

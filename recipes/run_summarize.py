@@ -1,0 +1,138 @@
+"""Every summarization recipe in order, on the offline default: SFT -> labels -> reward model -> PPO, DPO, ORPO -> evaluation.
+
+    python recipes/run_summarize.py                    # news TL;DR stand-in, SmolLM2-135M, 2 CPU cores
+    python recipes/run_summarize.py --dataset cnndm    # the CNN/DailyMail-sized stand-in
+    python recipes/run_summarize.py --toy              # tiny random models, a few steps (the CI test)
+    python recipes/run_summarize.py --push_to_hub --hub_model_id you/smollm2-tldr   # also push models and cards
+
+Stages (each is a recipe of its own, runnable with ``accelerate launch`` and the config named here):
+1. ``sft_tldr.py``          SFT on reference summaries                        sft_<dataset>_offline.yaml
+2. ``sample_and_label.py``  K = 4 SFT summaries per article, ranked           label_<dataset>_offline.yaml
+3. ``reward_tldr.py``       RankedRewardTrainer on the rankings                reward_<dataset>_offline.yaml
+4. ``ppo_tldr.py``          PPO from SFT against the reward model             ppo_<dataset>_offline.yaml
+5. ``dpo_tldr.py``          DPO from SFT on the same comparisons              dpo_<dataset>_offline.yaml
+6. ``orpo_tldr.py``         ORPO from the pretrained model on the same ranks  orpo_<dataset>_offline.yaml
+7. ``evaluate_summaries.py`` all policies and the references on held-out articles; results table,
+                            plot and model cards                             evaluate_<dataset>_offline.yaml
+``--stages`` runs a subset (e.g. ``--stages evaluate`` after editing the evaluation config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import dpo_tldr  # noqa: E402
+import evaluate_summaries  # noqa: E402
+import orpo_tldr  # noqa: E402
+import ppo_tldr  # noqa: E402
+import reward_tldr  # noqa: E402
+import sample_and_label  # noqa: E402
+import sft_tldr  # noqa: E402
+from trl import DPOConfig, SFTConfig, TrlParser  # noqa: E402
+
+from rlhf_ext import ORPOConfig, PPOConfig, RankedRewardConfig  # noqa: E402
+
+STAGES = ("sft", "label", "reward", "ppo", "dpo", "orpo", "evaluate")
+
+
+def parse(parser_types, config: Path, overrides: list[str]):
+    return TrlParser(parser_types).parse_args_and_config(["--config", str(config), *overrides])
+
+
+def toy_overrides(root: Path) -> dict[str, list[str]]:
+    """Tiny random models, short articles and a few steps: every stage's code path in about a minute."""
+    from rlhf_ext.testing.tiny_models import build_tiny_models
+
+    tiny = build_tiny_models(root / "tiny-models")
+    lm, rm = str(tiny.causal_lm), str(tiny.reward_model)
+    short = ["--max_article_words", "30"]
+    steps = ["--max_steps", "2", "--logging_steps", "1"]
+    return {
+        "sft": ["--model_name_or_path", lm, "--num_train_rows", "16", "--per_device_train_batch_size", "4", *short,
+                *steps],
+        "label": ["--num_prompts", "16", "--max_new_tokens", "12", "--temperature", "1.0", *short],
+        "reward": ["--model_name_or_path", rm, "--num_train_epochs", "1", "--per_device_train_batch_size", "4"],
+        "ppo": ["--num_prompts", "16", "--per_device_train_batch_size", "4", "--max_completion_length", "8",
+                "--use_lora", "false", *short, *steps],
+        "dpo": ["--per_device_train_batch_size", "4", "--max_length", "320", *steps],
+        "orpo": ["--model_name_or_path", lm, "--per_device_train_batch_size", "2", "--max_length", "320", *steps],
+        "evaluate": ["--num_prompts", "8", "--max_new_tokens", "8", *short],
+    }  # fmt: skip
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="tldr", choices=["tldr", "cnndm"], help="Which stand-in (and configs).")
+    ap.add_argument("--output_dir", default=None, help="Root of every stage's outputs (default outputs/<dataset>).")
+    ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="Stages to run, in order.")
+    ap.add_argument("--toy", action="store_true", help="Tiny random models and a few steps (CI).")
+    ap.add_argument("--push_to_hub", action="store_true", help="Push the policies, reward model and labels.")
+    ap.add_argument("--hub_model_id", default=None, help="Prefix of the repo ids: <id>-sft, <id>-ppo, ...")
+    ap.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in user's).")
+    args = ap.parse_args(argv)
+    if args.push_to_hub and not args.hub_model_id:
+        ap.error("--push_to_hub needs --hub_model_id")
+
+    root = Path(args.output_dir or f"outputs/{args.dataset}")
+    d = {name: root / name for name in ("sft", "labels", "reward", "ppo", "dpo", "orpo", "eval")}
+    over = toy_overrides(root) if args.toy else {stage: [] for stage in STAGES}
+    over["sft"] += ["--output_dir", str(d["sft"])]
+    over["label"] += ["--model_name_or_path", str(d["sft"]), "--output_dir", str(d["labels"])]
+    over["reward"] += ["--preferences", str(d["labels"]), "--output_dir", str(d["reward"])]
+    over["ppo"] += ["--model_name_or_path", str(d["sft"]), "--reward_model", str(d["reward"]), "--output_dir", str(d["ppo"])]  # fmt: skip
+    over["dpo"] += ["--model_name_or_path", str(d["sft"]), "--preferences", str(d["labels"]), "--output_dir", str(d["dpo"])]  # fmt: skip
+    over["orpo"] += ["--preferences", str(d["labels"]), "--output_dir", str(d["orpo"])]
+    over["evaluate"] += ["--root", str(root), "--output_dir", str(d["eval"])]
+
+    def config(stage):
+        return HERE / "configs" / f"{stage}_{args.dataset}_offline.yaml"
+
+    timings, results = {}, None
+    for stage in STAGES:
+        if stage not in args.stages:
+            continue
+        print(f"\n=== {stage} ===", flush=True)
+        t = time.time()
+        if stage == "sft":
+            sft_tldr.main(*parse((sft_tldr.SFTRecipeArgs, SFTConfig), config("sft"), over["sft"]))
+        elif stage == "label":
+            sample_and_label.main(*parse(sample_and_label.SampleAndLabelConfig, config("label"), over["label"]))
+        elif stage == "reward":
+            reward_tldr.main(*parse((reward_tldr.SummaryRewardArgs, RankedRewardConfig), config("reward"), over["reward"]))  # fmt: skip
+        elif stage == "ppo":
+            ppo_tldr.main(*parse((ppo_tldr.SummaryPPOArgs, PPOConfig), config("ppo"), over["ppo"]))
+        elif stage == "dpo":
+            dpo_tldr.main(*parse((dpo_tldr.SummaryDPOArgs, DPOConfig), config("dpo"), over["dpo"]))
+        elif stage == "orpo":
+            orpo_tldr.main(*parse((orpo_tldr.SummaryORPOArgs, ORPOConfig), config("orpo"), over["orpo"]))
+        else:
+            results = evaluate_summaries.main(*parse(evaluate_summaries.SummaryEvalConfig, config("evaluate"), over["evaluate"]))  # fmt: skip
+        timings[stage] = round(time.time() - t, 1)
+        print(f"[{stage}: {timings[stage]:.0f} s]", flush=True)
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "timings.json", "w") as f:
+        json.dump({"seconds": timings, "toy": args.toy, "dataset": args.dataset}, f, indent=2)
+
+    if args.push_to_hub:
+        from rlhf_ext.hub import push_folder
+
+        for name in ("sft", "ppo", "dpo", "orpo", "reward"):
+            if d[name].exists():
+                push_folder(d[name], f"{args.hub_model_id}-{name}", token=args.hub_token,
+                            commit_message=f"rlhf_ext summarization: {name}")  # fmt: skip
+    print(f"\nOutputs: {root.resolve()}  (stage times: {timings})")
+    return results, timings
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

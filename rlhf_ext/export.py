@@ -1,0 +1,49 @@
+"""Export a trained policy as a plain transformers folder that loads anywhere (transformers, vLLM, TGI).
+
+Recipes train policies with LoRA on CPU; users load them with ``AutoModelForCausalLM.from_pretrained``.
+:func:`save_policy` merges LoRA adapters into the weights, leaves PPO's value head out (``PPOTrainer``
+never saves it with the policy) and writes safetensors plus the tokenizer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+logger = logging.getLogger(__name__)
+
+
+def _sharded(trainer) -> bool:
+    """True when parameters live in shards across ranks (ZeRO-3, FSDP): merging LoRA needs them whole."""
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return True
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    return plugin is not None and getattr(plugin, "zero_stage", 0) == 3
+
+
+def save_policy(trainer, tokenizer, output_dir: str | None = None) -> str:
+    """Save ``trainer``'s policy to ``output_dir`` (default ``args.output_dir``); returns the folder.
+
+    A PEFT model is merged and saved as a full model, except under ZeRO-3 / FSDP, where the weights are
+    sharded: then the adapter is saved through ``trainer.save_model`` and a log line says so. A full model
+    goes through ``trainer.save_model``, which gathers sharded weights. Call it on every process.
+    """
+    from peft import PeftModel
+
+    output_dir = output_dir or trainer.args.output_dir
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not isinstance(model, PeftModel) or _sharded(trainer):
+        if isinstance(model, PeftModel):
+            logger.warning(
+                "Sharded training (ZeRO-3/FSDP): saving the LoRA adapter to %s, not a merged model.", output_dir
+            )
+        trainer.save_model(output_dir)
+    else:
+        trainer.accelerator.wait_for_everyone()
+        if trainer.accelerator.is_main_process:
+            merged = model.merge_and_unload()
+            merged.save_pretrained(output_dir, safe_serialization=True)
+    if trainer.accelerator.is_main_process:
+        os.makedirs(output_dir, exist_ok=True)
+        tokenizer.save_pretrained(output_dir)
+    return output_dir
