@@ -544,8 +544,8 @@ def ranked_to_pairs(dataset, pairing: str = "all"):
 
     ``pairing="all"``: every ranked pair of a prompt (C(K,2) rows when there are no ties), the comparisons
     ``RankedRewardTrainer`` and ``ORPOTrainer`` learn from; ``"best_vs_worst"``: one row per prompt, a
-    best-ranked against a worst-ranked completion (the first of each in list order). Prompts whose
-    completions all tie give no row. Pairwise rows pass through unchanged.
+    best-ranked against a worst-ranked completion (the first of each in list order). Rows are validated as
+    the trainers validate them (an all-tied row is an error naming it). Pairwise rows pass through unchanged.
     """
     if pairing not in PAIRINGS:
         raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
@@ -559,8 +559,6 @@ def ranked_to_pairs(dataset, pairing: str = "all"):
         completions, ranks = row["completions"], list(row["ranks"])
         if pairing == "all":
             pairs = ranked_pairs(ranks)
-        elif min(ranks) == max(ranks):
-            pairs = []
         else:
             pairs = [(ranks.index(min(ranks)), ranks.index(max(ranks)))]
         out.extend({"prompt": row["prompt"], "chosen": completions[w], "rejected": completions[lo]} for w, lo in pairs)

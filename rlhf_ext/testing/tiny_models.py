@@ -101,3 +101,39 @@ def build_tiny_models(folder: str | Path, hidden_size: int = 32, num_layers: int
         model.save_pretrained(path, safe_serialization=True)
         tokenizer.save_pretrained(path)
     return paths
+
+
+def build_tiny_gpt_neox(folder: str | Path, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> TinyModels:
+    """A tiny GPT-NeoX (Pythia's architecture) causal LM and scalar reward model, for testing paper configs.
+
+    Same tokenizer as :func:`build_tiny_models`; 1,024 positions so a TL;DR-sized prompt fits. Idempotent.
+    """
+    import torch
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, GPTNeoXForSequenceClassification
+
+    folder = Path(folder)
+    paths = TinyModels(folder / "tokenizer", folder / "tiny-gpt-neox", folder / "tiny-gpt-neox-reward")
+    if all((p / "config.json").exists() for p in (paths.causal_lm, paths.reward_model)):
+        return paths
+    tokenizer = build_tokenizer()
+    config = GPTNeoXConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    lm = GPTNeoXForCausalLM(config)
+    torch.manual_seed(seed + 1)
+    fields = {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
+    rm = GPTNeoXForSequenceClassification(GPTNeoXConfig(**fields, num_labels=1))
+    tokenizer.save_pretrained(paths.tokenizer)
+    for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
+        model.save_pretrained(path, safe_serialization=True)
+        tokenizer.save_pretrained(path)
+    return paths
