@@ -369,22 +369,42 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
 
     def _pair_weights(self, pair_prompt: torch.Tensor, num_prompts: int) -> torch.Tensor:
         if getattr(self.args, "pair_weighting", "prompt") == "pair":
-            return torch.full(pair_prompt.shape, 1.0 / pair_prompt.numel(), device=pair_prompt.device)
+            num_pairs = pair_prompt.numel()
+            world = self.accelerator.num_processes
+            if world > 1:
+                # DDP/DeepSpeed average the processes' gradients, and K (so the pair count) may differ between
+                # processes: weigh each pair 1 / (all processes' pairs), times the world size that averaging divides
+                # by, so the step equals the mean over every pair of the global batch, as on one process.
+                count = torch.tensor([float(num_pairs)], device=pair_prompt.device)
+                num_pairs = self.accelerator.gather(count).sum().item() / world
+            return torch.full(pair_prompt.shape, 1.0 / num_pairs, device=pair_prompt.device)
         pairs_per_prompt = torch.bincount(pair_prompt, minlength=num_prompts).float()
         return 1.0 / (pairs_per_prompt[pair_prompt] * num_prompts)
 
     def _log_ranking_metrics(self, mode, rewards, diff, ranking, num_prompts):
         metrics, gather = self._metrics[mode], self.accelerator.gather_for_metrics
-        all_rewards = self.accelerator.gather(rewards)
-        metrics["min_reward"].append(all_rewards.min().item())
-        metrics["mean_reward"].append(all_rewards.mean().item())
-        metrics["max_reward"].append(all_rewards.max().item())
-        metrics["accuracy"].append(gather((diff > 0).float().mean()).mean().item())
-        metrics["margin"].append(gather(diff.mean()).mean().item())
-        metrics["num_pairs"].append(gather(torch.tensor(float(diff.numel()), device=diff.device)).sum().item())
-        metrics["num_completions"].append(
-            gather(torch.tensor(float(rewards.numel()), device=rewards.device)).sum().item()
-        )
+        # K, hence the number of completions and pairs, may differ between processes: gather fixed-size per-process
+        # sums and counts (never the variable-length reward or pair tensors), and divide the totals.
+        local = torch.stack(
+            [
+                rewards.min(),
+                rewards.max(),
+                rewards.sum(),
+                torch.tensor(float(rewards.numel()), device=rewards.device),
+                (diff > 0).float().sum(),
+                diff.sum(),
+                torch.tensor(float(diff.numel()), device=diff.device),
+            ]
+        ).float()
+        every = self.accelerator.gather(local.unsqueeze(0))  # (num_processes, 7)
+        reward_sum, num_completions, correct, diff_sum, num_pairs = every[:, 2:].sum(dim=0).tolist()
+        metrics["min_reward"].append(every[:, 0].min().item())
+        metrics["mean_reward"].append(reward_sum / num_completions)
+        metrics["max_reward"].append(every[:, 1].max().item())
+        metrics["accuracy"].append(correct / num_pairs)
+        metrics["margin"].append(diff_sum / num_pairs)
+        metrics["num_pairs"].append(num_pairs)
+        metrics["num_completions"].append(num_completions)
         # Per-prompt ranking quality, on the CPU: K <= ~10, so the O(K^2) loop is negligible.
         groups = defaultdict(list)
         for b, r, s in zip(ranking["prompt_index"].tolist(), ranking["ranks"].tolist(), rewards.tolist()):
