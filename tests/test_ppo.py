@@ -652,6 +652,7 @@ torch.set_num_threads(1)
 from datasets import Dataset
 from transformers import AutoTokenizer
 from rlhf_ext import PPOConfig, PPOTrainer
+from rlhf_ext.testing.distributed import teardown
 models, tokenizer, out = sys.argv[1], sys.argv[2], sys.argv[3]
 tok = AutoTokenizer.from_pretrained(tokenizer)
 def reward(completion_ids, **kwargs):
@@ -673,29 +674,19 @@ with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
                "ptx_rows": trainer._ptx_indices(0)}, f)
 # tear the gloo group down before exit: left to the interpreter's shutdown, its threads can abort the process
 # ("terminate called without an active exception") after all the work is done
-trainer.accelerator.wait_for_everyone()
-torch.distributed.destroy_process_group()
+teardown()
 """
 
 
 def test_two_process_ddp_with_value_head_and_ptx(tiny_models, tmp_path):
-    """torchrun, 2 CPU processes (gloo): the value head and the extra ptx backward work under DDP; both ranks end
-    with the same weights and KL coefficient, and draw different pretraining rows."""
-    import subprocess
-    import sys
+    """2 CPU processes (gloo, accelerate launch with recipes/accelerate_configs/cpu_2proc.yaml): the value head and
+    the extra ptx backward work under DDP; both ranks end with the same weights and KL coefficient, and draw
+    different pretraining rows. (1-process parity: tests/test_distributed.py.)"""
+    from rlhf_ext.testing.distributed import run_distributed
 
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-        + [str(script), str(tiny_models.causal_lm), str(tiny_models.tokenizer), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_distributed(script, tiny_models.causal_lm, tiny_models.tokenizer, tmp_path, timeout=300)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["world"] == 2
     assert ranks[0]["kl"] == ranks[1]["kl"] != 0.1
