@@ -243,6 +243,7 @@ def _result(trainer, batches) -> dict:
     return {
         "rank": trainer.accelerator.process_index,
         "world": trainer.accelerator.num_processes,
+        "distributed_type": str(trainer.accelerator.distributed_type.value),
         "logs": logs,
         "batches": batches,
         "weights": weights,

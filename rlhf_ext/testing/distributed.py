@@ -52,11 +52,15 @@ def run_distributed(
     script: str | os.PathLike,
     *args: str | os.PathLike,
     config_file: str | os.PathLike = CPU_2PROC_CONFIG,
+    launch_args: tuple[str, ...] | list[str] = (),
     timeout: float = 600,
     env: dict[str, str] | None = None,
     tail_chars: int = 4000,
 ) -> subprocess.CompletedProcess:
     """Run ``script`` with ``args`` under ``accelerate launch --config_file config_file`` (2 CPU processes).
+
+    ``launch_args`` go to ``accelerate launch`` before the script and override the config file, e.g.
+    ``("--num_processes", "2", "--mixed_precision", "no")`` to run a GPU config such as deepspeed_zero2.yaml on CPU.
 
     Returns the completed process (``stdout``/``stderr`` as text) when it exits with 0. Raises ``AssertionError``
     naming the command, the return code and the tail of stderr otherwise, or when ``timeout`` seconds pass (the
@@ -86,6 +90,7 @@ def run_distributed(
             str(config_file),
             "--main_process_port",
             str(free_port()),
+            *launch_args,
             str(script),
             *map(str, args),
         ]
