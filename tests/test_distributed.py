@@ -159,14 +159,15 @@ def test_ppo_ddp_matches_one_process_and_kl_controller_sees_all_ranks(two_proces
     assert any(not math.isclose(log["loss/ptx"], 0.0) for log in rank0["logs"])
 
 
-def test_ranked_reward_deepspeed_zero2_matches_one_process(tiny_models, tmp_path):
-    """The ranked case with pair_weighting="pair" (K=4 on rank 0, K=2/3 on rank 1) under DeepSpeed ZeRO-2 on 2 CPU
-    processes, launched with recipes/accelerate_configs/deepspeed_zero2.yaml overridden to 2 processes and fp32:
-    same metrics and weights as one process, within the DDP tolerance. Needs deepspeed (the `deepspeed` extra), whose
-    first run on a machine JIT-builds a C++ op (measured 30-65 s; cached in ~/.cache/torch_extensions)."""
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_ranked_reward_deepspeed_matches_one_process(tiny_models, tmp_path, stage):
+    """The ranked case with pair_weighting="pair" (K=4 on rank 0, K=2/3 on rank 1) under DeepSpeed ZeRO-2 / ZeRO-3 on
+    2 CPU processes, launched with recipes/accelerate_configs/deepspeed_<stage>.yaml overridden to 2 processes and
+    fp32: same metrics and weights as one process, within the DDP tolerance. Needs deepspeed (the `deepspeed` extra),
+    whose first run on a machine JIT-builds a C++ op (measured 30-65 s; cached in ~/.cache/torch_extensions)."""
     pytest.importorskip("deepspeed")
-    config = CPU_2PROC_CONFIG.parent / "deepspeed_zero2.yaml"
-    out = tmp_path / "zero2"
+    config = CPU_2PROC_CONFIG.parent / f"deepspeed_{stage}.yaml"
+    out = tmp_path / stage
     run_distributed(
         Path(worker.__file__),
         tiny_models.tokenizer,
