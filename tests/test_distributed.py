@@ -188,11 +188,13 @@ def test_ranked_reward_deepspeed_matches_one_process(tiny_models, tmp_path, stag
 
 
 def test_run_distributed_reports_the_tail_of_stderr(tmp_path):
-    """A failing script fails with its exit code and the end of its stderr; a script that never tears the
-    process group down is refused before launching."""
+    """A failing script fails with its exit code, its first error lines and the end of its stderr; a script that
+    never tears the process group down is refused before launching."""
     bad = tmp_path / "bad.py"
-    bad.write_text("import sys\nsys.stderr.write('distinctive failure 1234\\n')\nsys.exit(3)\n# teardown() unneeded\n")
-    with pytest.raises(AssertionError, match=r"(?s)exit code [1-9].*distinctive failure 1234"):
+    bad.write_text("raise ValueError('distinctive failure 1234')  # no process group, no teardown() needed\n")
+    with pytest.raises(
+        AssertionError, match=r"(?s)exit code [1-9].*error lines.*ValueError: distinctive failure 1234"
+    ):
         run_distributed(bad, timeout=120)
     no_teardown = tmp_path / "no_teardown.py"
     no_teardown.write_text("print('hello')\n")

@@ -16,6 +16,7 @@ End a script with :func:`teardown` (or ``torch.distributed.destroy_process_group
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CPU_2PROC_CONFIG = REPO_ROOT / "recipes" / "accelerate_configs" / "cpu_2proc.yaml"
 _TEARDOWN_MARKERS = ("teardown(", "destroy_process_group(")
 _PORT_IN_USE = ("address already in use", "eaddrinuse")
+_ERROR_LINE = re.compile(r"\w*(Error|Exception)\b:|terminate called|what\(\):|Signal \d+ \(SIG")
 
 
 def free_port() -> int:
@@ -46,6 +48,18 @@ def teardown() -> None:
 
 def _tail(text: str, chars: int) -> str:
     return text if len(text) <= chars else "..." + text[-chars:]
+
+
+def _error_lines(text: str, limit: int = 12) -> str:
+    """The first distinct error lines of all ranks: the root cause is often far above the tail (a rank that aborts
+    first makes its peer fail later with a mere "connection reset")."""
+    found = []
+    for line in text.splitlines():
+        if _ERROR_LINE.search(line) and line.strip() not in found:
+            found.append(line.strip()[:300])
+            if len(found) == limit:
+                break
+    return "\n".join(found)
 
 
 def run_distributed(
@@ -118,6 +132,7 @@ def run_distributed(
             continue  # another job took the port between free_port() and the launcher's bind
         break
     raise AssertionError(
-        f"exit code {result.returncode}: {' '.join(command)}\n--- stderr (tail) ---\n{_tail(result.stderr, tail_chars)}"
+        f"exit code {result.returncode}: {' '.join(command)}\n--- error lines (first) ---\n"
+        f"{_error_lines(result.stderr)}\n--- stderr (tail) ---\n{_tail(result.stderr, tail_chars)}"
         f"\n--- stdout (tail) ---\n{_tail(result.stdout, tail_chars // 4)}"
     )
