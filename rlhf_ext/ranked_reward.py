@@ -352,7 +352,7 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
         logits = diff - ranking["margin"][pair_prompt] if "margin" in ranking else diff
         pair_losses = -F.logsigmoid(logits)
 
-        weights = self._pair_weights(pair_prompt, num_prompts)
+        weights = self._pair_weights(pair_prompt, num_prompts, num_items_in_batch if mode == "train" else None)
         loss = (pair_losses * weights).sum()
         if self.args.center_rewards_coefficient is not None:
             centered = (rewards[winner] + rewards[loser]) ** 2
@@ -367,11 +367,30 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
 
         return (loss, outputs) if return_outputs else loss
 
-    def _pair_weights(self, pair_prompt: torch.Tensor, num_prompts: int) -> torch.Tensor:
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device):
+        """With ``pair_weighting="pair"``: the pairs of the whole optimizer step, i.e. of every gradient-accumulation
+        micro-batch on every process (the parent counts label tokens, which ranked batches do not have)."""
+        if getattr(self.args, "pair_weighting", "prompt") != "pair" or not batch_samples:
+            return super()._get_num_items_in_batch(batch_samples, device)
+        if not all(isinstance(batch, dict) and "pair_winner" in batch for batch in batch_samples):
+            return super()._get_num_items_in_batch(batch_samples, device)
+        count = torch.tensor([float(sum(batch["pair_winner"].numel() for batch in batch_samples))], device=device)
+        if self.accelerator.num_processes > 1:
+            count = self.accelerator.gather(count)
+        return count.sum()
+
+    def _pair_weights(self, pair_prompt: torch.Tensor, num_prompts: int, num_items_in_batch=None) -> torch.Tensor:
         if getattr(self.args, "pair_weighting", "prompt") == "pair":
             num_pairs = pair_prompt.numel()
             world = self.accelerator.num_processes
-            if world > 1:
+            if num_items_in_batch is not None:
+                # Training: every pair of the optimizer step (all micro-batches, all processes) weighs the same. The
+                # Trainer divides the loss by the accumulation steps and DDP/DeepSpeed average over processes: undo
+                # both, so micro-batches or processes holding more pairs (larger K) contribute proportionally more.
+                num_pairs = float(num_items_in_batch) / (
+                    world * getattr(self, "current_gradient_accumulation_steps", 1)
+                )
+            elif world > 1:
                 # DDP/DeepSpeed average the processes' gradients, and K (so the pair count) may differ between
                 # processes: weigh each pair 1 / (all processes' pairs), times the world size that averaging divides
                 # by, so the step equals the mean over every pair of the global batch, as on one process.

@@ -29,8 +29,9 @@ CASES = ("ranked_prompt", "ranked_pair", "orpo", "ppo")
 NOT_COMPARED = ("runtime", "step_time", "per_second", "flos")
 
 
-def _common(out: Path, per_device: int) -> dict:
+def _common(out: Path, per_device: int, grad_accum: int = 1) -> dict:
     return dict(
+        gradient_accumulation_steps=grad_accum,
         output_dir=str(out),
         use_cpu=True,
         bf16=False,
@@ -65,7 +66,7 @@ def _row_key(token_lists) -> list:
     return [len(token_lists), list(token_lists[0])]
 
 
-def ranked_case(models, out: Path, per_device: int, pair_weighting: str) -> dict:
+def ranked_case(models, out: Path, per_device: int, pair_weighting: str, grad_accum: int = 1) -> dict:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
@@ -81,7 +82,7 @@ def ranked_case(models, out: Path, per_device: int, pair_weighting: str) -> dict
 
     tok = AutoTokenizer.from_pretrained(models.tokenizer)
     args = RankedRewardConfig(
-        **_common(out, per_device), train_sampling_strategy="sequential", pair_weighting=pair_weighting
+        **_common(out, per_device, grad_accum), train_sampling_strategy="sequential", pair_weighting=pair_weighting
     )
     trainer = RankedRewardTrainer(
         model=str(models.reward_model),
@@ -91,7 +92,7 @@ def ranked_case(models, out: Path, per_device: int, pair_weighting: str) -> dict
         data_collator=Recording(pad_token_id=tok.pad_token_id),
     )
     trainer.train()
-    return _result(trainer, seen[:STEPS])
+    return _result(trainer, seen[: STEPS * grad_accum])
 
 
 def _orpo_rows() -> list[dict]:
@@ -114,7 +115,7 @@ def _orpo_rows() -> list[dict]:
     return rows
 
 
-def orpo_case(models, out: Path, per_device: int) -> dict:
+def orpo_case(models, out: Path, per_device: int, grad_accum: int = 1) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -137,7 +138,7 @@ def orpo_case(models, out: Path, per_device: int) -> dict:
             return batch
 
     tok = AutoTokenizer.from_pretrained(models.tokenizer)
-    args = ORPOConfig(**_common(out, per_device), train_sampling_strategy="sequential", max_length=64)
+    args = ORPOConfig(**_common(out, per_device, grad_accum), train_sampling_strategy="sequential", max_length=64)
     trainer = ORPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(models.causal_lm),
         args=args,
@@ -146,7 +147,7 @@ def orpo_case(models, out: Path, per_device: int) -> dict:
         data_collator=Recording(pad_token_id=tok.pad_token_id),
     )
     trainer.train()
-    return _result(trainer, seen[:STEPS])
+    return _result(trainer, seen[: STEPS * grad_accum])
 
 
 PPO_PROMPTS = [f"Prompt number {i}: the movie was" for i in range(8)]
@@ -250,12 +251,12 @@ def _result(trainer, batches) -> dict:
     }
 
 
-def run(case: str, models, out: Path, per_device: int) -> dict:
+def run(case: str, models, out: Path, per_device: int, grad_accum: int = 1) -> dict:
     torch.set_num_threads(1)
     if case.startswith("ranked_"):
-        return ranked_case(models, out, per_device, case.removeprefix("ranked_"))
+        return ranked_case(models, out, per_device, case.removeprefix("ranked_"), grad_accum)
     if case == "orpo":
-        return orpo_case(models, out, per_device)
+        return orpo_case(models, out, per_device, grad_accum)
     if case == "ppo":
         return ppo_case(models, out, per_device)
     raise ValueError(f"unknown case {case!r}")

@@ -187,6 +187,24 @@ def test_ranked_reward_deepspeed_matches_one_process(tiny_models, tmp_path, stag
     _assert_same_weights(reference["weights"], rank0["weights"])
 
 
+@pytest.mark.parametrize("case", ["ranked_prompt", "ranked_pair", "orpo"])
+def test_gradient_accumulation_matches_one_big_batch(tiny_models, tmp_path, case):
+    """One process, B rows x 2 accumulation steps vs 2B rows x 1 (the K=4 rows in the first micro-batch, the K=2/3
+    rows in the second): same loss, grad norm and weights, within the DDP tolerance. With pair_weighting="pair"
+    each micro-batch used to be normalised by its own pair count (weights 3e-3 off); it is now normalised by the
+    pairs of the whole optimizer step. Batch-statistic metrics (accuracy, rewards, num_pairs...) are, as in TRL,
+    averaged over the micro-batches of a logging step, so they are not compared."""
+    accumulated = worker.run(case, tiny_models, tmp_path / "ga", worker.B, grad_accum=2)
+    reference = _one_process(case, tiny_models, tmp_path)
+    assert [[row[0] for row in batch] for batch in accumulated["batches"]] == [[4, 4], [2, 3], [4, 4], [3, 2]]
+    keys = ("loss", "grad_norm", "learning_rate", "epoch")
+    _assert_same_metrics(
+        [{k: log[k] for k in keys} for log in reference["logs"]],
+        [{k: log[k] for k in keys} for log in accumulated["logs"]],
+    )
+    _assert_same_weights(reference["weights"], accumulated["weights"])
+
+
 def test_run_distributed_reports_the_tail_of_stderr(tmp_path):
     """A failing script fails with its exit code, its first error lines and the end of its stderr; a script that
     never tears the process group down is refused before launching."""
