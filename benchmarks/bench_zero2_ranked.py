@@ -96,6 +96,10 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
+        sys.exit("This benchmark needs deepspeed: pip install -e '.[deepspeed]'")
 
     from rlhf_ext.testing.distributed import run_distributed
     from rlhf_ext.testing.tiny_models import build_tiny_models
