@@ -48,7 +48,8 @@ setup(
     # The card templates live in the top-level model_cards/ folder and install as rlhf_ext.model_cards.
     packages=find_packages(include=["rlhf_ext", "rlhf_ext.*"]) + ["rlhf_ext.model_cards"],
     package_dir={"rlhf_ext.model_cards": "model_cards"},
-    package_data={"rlhf_ext": ["py.typed"], "rlhf_ext.model_cards": ["*.md"]},
+    # Local `evaluate` metric modules are scripts in plain folders (evaluate loads them by path).
+    package_data={"rlhf_ext": ["py.typed", "metrics/*/*.py"], "rlhf_ext.model_cards": ["*.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     classifiers=[

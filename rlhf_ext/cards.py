@@ -359,3 +359,28 @@ class CardMixin:
             plots=self._card_plots(output_dir) + list(info.extra_plots),
         )
         card.save(os.path.join(output_dir, "README.md"))
+
+
+def set_card_section(readme: str | os.PathLike, heading: str, body: str) -> None:
+    """Put ``## heading`` + ``body`` into an existing model card, replacing that section if it is there.
+
+    Recipes that evaluate a saved model after its trainer is gone (e.g. several methods compared side by side)
+    add their results this way; running the evaluation again replaces the section instead of appending a copy.
+    The section is placed before "## Citations" when the card has one, else at the end.
+    """
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8")
+    marker = f"## {heading}\n"
+    section = f"{marker}\n{body.strip()}\n\n"
+    if marker in text:
+        start = text.index(marker)
+        nxt = text.find("\n## ", start + len(marker))
+        text = text[:start] + section + (text[nxt + 1 :] if nxt != -1 else "")
+    elif "\n## Citations" in text:
+        at = text.index("\n## Citations") + 1
+        text = text[:at] + section + text[at:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

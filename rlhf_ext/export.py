@@ -24,25 +24,25 @@ def _sharded(trainer) -> bool:
 def save_policy(trainer, tokenizer, output_dir: str | None = None) -> str:
     """Save ``trainer``'s policy to ``output_dir`` (default ``args.output_dir``); returns the folder.
 
-    A PEFT model is merged and saved as a full model, except under ZeRO-3 / FSDP, where the weights are
-    sharded: then the adapter is saved through ``trainer.save_model`` and a log line says so. A full model
-    goes through ``trainer.save_model``, which gathers sharded weights. Call it on every process.
+    A PEFT model is merged and saved as a full model; PPO's value head stays out. Under ZeRO-3 / FSDP the
+    weights are sharded, so the folder is written by ``trainer.save_model`` instead (which gathers them; a
+    PEFT model is then saved as its adapter, and PPO adds its ``value_head/``) and a log line says so. Call
+    it on every process.
     """
     from peft import PeftModel
 
     output_dir = output_dir or trainer.args.output_dir
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    if not isinstance(model, PeftModel) or _sharded(trainer):
-        if isinstance(model, PeftModel):
-            logger.warning(
-                "Sharded training (ZeRO-3/FSDP): saving the LoRA adapter to %s, not a merged model.", output_dir
-            )
+    if _sharded(trainer):
+        # Only the trainer can gather sharded weights; a PEFT model is then saved as its adapter.
+        logger.warning("Sharded training (ZeRO-3/FSDP): saving through trainer.save_model to %s.", output_dir)
         trainer.save_model(output_dir)
     else:
         trainer.accelerator.wait_for_everyone()
         if trainer.accelerator.is_main_process:
-            merged = model.merge_and_unload()
-            merged.save_pretrained(output_dir, safe_serialization=True)
+            model = trainer.accelerator.unwrap_model(trainer.model)
+            if isinstance(model, PeftModel):
+                model = model.merge_and_unload()
+            model.save_pretrained(output_dir, safe_serialization=True)
     if trainer.accelerator.is_main_process:
         os.makedirs(output_dir, exist_ok=True)
         tokenizer.save_pretrained(output_dir)

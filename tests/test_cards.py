@@ -129,3 +129,21 @@ def test_trainer_push_to_hub_publishes_our_card_and_plots(local_hub, tiny_models
     assert local_hub.token not in card.text
     reloaded = AutoModelForCausalLM.from_pretrained("local-user/tiny-sft", token=local_hub.token)
     assert reloaded.config.vocab_size == model.config.vocab_size
+
+
+def test_set_card_section_inserts_before_citations_then_replaces(tmp_path):
+    from rlhf_ext.cards import set_card_section
+
+    card = tmp_path / "README.md"
+    card.write_text("# m\n\n## Evaluation\n\nold\n\n## Citations\n\n- x\n")
+    set_card_section(card, "Summarization comparison", "| a | b |\n|---|---|\n| 1 | 2 |")
+    first = card.read_text()
+    assert first.index("## Summarization comparison") < first.index("## Citations")
+    set_card_section(card, "Summarization comparison", "new table")
+    text = card.read_text()
+    assert text.count("## Summarization comparison") == 1 and "new table" in text and "| 1 | 2 |" not in text
+    assert text.endswith("## Citations\n\n- x\n") and "## Evaluation\n\nold" in text
+    plain = tmp_path / "plain.md"
+    plain.write_text("# m\n")
+    set_card_section(plain, "Results", "r")
+    assert plain.read_text() == "# m\n\n## Results\n\nr\n\n"
