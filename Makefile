@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export TRL_EXPERIMENTAL_SILENCE ?= 1
 
-.PHONY: install offline-assets test demo lint format clean-venv
+.PHONY: install offline-assets test demo summarize lint format clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python recipes/run_demo.py $(DEMO_ARGS)
+
+# The summarization comparison (SFT, PPO, DPO, ORPO) on the offline news TL;DR stand-in; README results table.
+summarize: $(STAMP)
+	$(BIN)/python recipes/run_summarize.py $(SUMMARIZE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rlhf_ext recipes tests benchmarks

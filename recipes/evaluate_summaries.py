@@ -89,14 +89,17 @@ def main(cfg: SummaryEvalConfig) -> dict:
     prompts, references = list(data["prompt"]), [r.strip() for r in data["completion"]]
 
     # 1. every policy summarizes every article (same seed and settings)
-    summaries, kls, baseline_model = {}, {}, None
+    summaries, kls = {}, {}
     settings = dict(k=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, batch_size=cfg.batch_size)
     baseline_model, _ = load_policy(locate(cfg.root, cfg.baseline))
     for name in cfg.policies:
         model, tok = load_policy(locate(cfg.root, name))
         samples = sample_completions(model, tok, prompts, seed=cfg.seed, progress=f"{name} summaries", **settings)
         summaries[name] = [t[0].strip() for t in samples.texts]
-        kls[name] = mean(sequence_kl(model, baseline_model, samples, temperature=cfg.temperature))
+        if name == cfg.baseline:  # the baseline against itself: 0 by definition, no need for two more passes
+            kls[name] = 0.0
+        else:
+            kls[name] = mean(sequence_kl(model, baseline_model, samples, temperature=cfg.temperature))
     summaries["reference"] = references
 
     # 2. score every system: judge, reward model, ROUGE, length, degeneration
