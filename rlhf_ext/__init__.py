@@ -22,6 +22,7 @@ _LAZY = {
     "RankedRewardConfig": "rlhf_ext.ranked_reward",
     "ORPOTrainer": "rlhf_ext.orpo",
     "ORPOConfig": "rlhf_ext.orpo",
+    "NonFiniteLossError": "rlhf_ext.nonfinite",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -59,6 +59,7 @@ from trl.trainer.utils import pad, selective_log_softmax
 
 from rlhf_ext.cards import CardMixin
 from rlhf_ext.losses import ODDS_RATIO_EPS, log_odds, odds_ratio_loss
+from rlhf_ext.nonfinite import check_finite
 from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset
 
 logger = logging.getLogger(__name__)
@@ -359,6 +360,8 @@ class ORPOTrainer(CardMixin, _TRLORPOTrainer):
         eps = getattr(self.args, "odds_ratio_eps", ODDS_RATIO_EPS)  # a plain TRL ORPOConfig works too
         pair_losses = odds_ratio_loss(chosen_logps, rejected_logps, eps=eps)
         or_loss = (pair_losses * weights).sum() if len(pair_losses) else logps.sum() * 0.0
+        if train_eval == "train":
+            check_finite(self, {"sft": nll_loss, "odds_ratio": or_loss})
         loss = nll_loss + self.beta * or_loss
         if self.aux_loss_enabled:
             loss = loss + self.aux_loss_coef * outputs.aux_loss

@@ -40,6 +40,7 @@ from trl import GRPOConfig, GRPOTrainer
 from .cards import CardMixin
 from .kl_controllers import AdaptiveKLController, FixedKLController
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
+from .nonfinite import check_finite
 from .value_head import add_value_head, load_value_head, save_value_head
 
 logger = logging.getLogger(__name__)
@@ -351,6 +352,7 @@ class KLControlAndPtxMixin:
         n_tokens = batch["attention_mask"][:, 1:].sum().clamp(min=1)
         chunk = {k: v[rows] for k, v in batch.items()}
         nll_sum = self.ptx_nll_sum(model, chunk)
+        check_finite(self, {"ptx": nll_sum})
         loss = self.args.ptx_coef * nll_sum / n_tokens
         self.accelerator.backward(loss)
         self._ptx_nll_sum += float(nll_sum.detach() / n_tokens)
@@ -680,6 +682,8 @@ class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
         if self.args.whiten_rewards:
             rewards = whiten(rewards, maskf, shift_mean=False)
 
+        if mode == "train":  # name the cause here: a non-finite score or KL would surface later as the policy loss
+            check_finite(self, {"reward": scores, "kl": kl, "value": values})
         advantages, returns = gae(rewards, values, maskf, self.args.gamma, self.args.lam)
         if self.args.whiten_advantages:
             advantages = whiten(advantages, maskf)
@@ -744,6 +748,7 @@ class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
         )
         loss = pg_loss + self.args.vf_coef * vf_loss
         if mode == "train":
+            check_finite(self, {"policy": pg_loss, "value": vf_loss})
             loss = loss / self.current_gradient_accumulation_steps  # GRPO's loss is pre-scaled for accumulation
 
         gather = self.accelerator.gather

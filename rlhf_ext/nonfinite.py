@@ -1,0 +1,70 @@
+"""Stop training at the first non-finite loss term, naming the step and the term.
+
+One NaN or inf in a loss turns every weight into NaN at the next optimizer step, and every checkpoint written after
+it is garbage. Transformers' Trainer only filters such values out of its logs (``logging_nan_inf_filter``) and keeps
+training. rlhf_ext's trainers call :func:`check_finite` on the terms of each training micro-step *before* the
+backward pass and the optimizer step, so:
+
+- the error names the optimizer step (1-based, as the progress bar counts) and the term(s) (``policy``, ``value``,
+  ``ptx``, ``odds_ratio``, ``sft``, ``pairwise``, ...);
+- the weights in memory are still those of the last good step: the optimizer never stepped on the bad value;
+- no checkpoint is written after the bad step, and every checkpoint already in ``output_dir`` is left as it is (the
+  message names the newest, to resume from after fixing the cause).
+
+Under DDP every process learns of a non-finite term on any process (one all-reduce of a few flags per micro-step),
+so all processes stop together instead of the healthy ones waiting forever in the next collective.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+
+__all__ = ["NonFiniteLossError", "check_finite"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term is NaN or infinite; training stopped before the optimizer step that would have used it."""
+
+
+def _last_checkpoint(output_dir: str | None) -> str | None:
+    if not output_dir or not os.path.isdir(output_dir):
+        return None
+    steps = []
+    for name in os.listdir(output_dir):
+        prefix, _, number = name.partition("-")
+        if prefix == "checkpoint" and number.isdigit() and os.path.isdir(os.path.join(output_dir, name)):
+            steps.append(int(number))
+    return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
+
+
+def check_finite(trainer, terms: Mapping[str, torch.Tensor | float]) -> None:
+    """Raise :class:`NonFiniteLossError` if any term (a tensor of any shape, or a number) holds a NaN or an inf.
+
+    ``trainer`` is a ``transformers.Trainer``: its ``state.global_step``, ``args.output_dir`` and ``accelerator`` give
+    the step, the checkpoints and the processes. Call it on every process with the same term names.
+    """
+    if not terms:
+        return
+    device = trainer.accelerator.device
+    sums = [torch.as_tensor(v).detach().float().sum().to(device) for v in terms.values()]
+    bad = (~torch.isfinite(torch.stack(sums))).float()
+    if trainer.accelerator.num_processes > 1:
+        bad = trainer.accelerator.reduce(bad, reduction="sum")
+    flags = bad.tolist()
+    if not any(flags):
+        return
+    names = [name for name, flag in zip(terms, flags, strict=True) if flag]
+    local = {name: float(s) for name, s in zip(terms, sums, strict=True)}
+    shown = ", ".join(f"{name}={local[name]}" for name in names)
+    step = trainer.state.global_step + 1
+    last = _last_checkpoint(trainer.args.output_dir)
+    kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been written yet"
+    raise NonFiniteLossError(
+        f"Non-finite {' and '.join(repr(n) for n in names)} loss at optimizer step {step} (on this process: {shown}); "
+        f"training stopped before that step's update, so the model in memory holds step {step - 1}'s weights and "
+        f"{kept}. Common causes: a learning rate too high, fp16 overflow, a reward function returning inf/NaN, "
+        "or data that empties a completion."
+    )
