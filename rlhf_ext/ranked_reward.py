@@ -28,6 +28,7 @@ from trl.data_utils import _tokenize, get_dataset_column_names, is_conversationa
 from trl.trainer.utils import pad
 
 from rlhf_ext.cards import CardMixin
+from rlhf_ext.nonfinite import check_finite
 from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset, validate_ranked_row
 
 logger = logging.getLogger(__name__)
@@ -357,9 +358,13 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
 
         weights = self._pair_weights(pair_prompt, num_prompts, num_items_in_batch if mode == "train" else None)
         loss = (pair_losses * weights).sum()
+        terms = {"pairwise": loss}
         if self.args.center_rewards_coefficient is not None:
             centered = (rewards[winner] + rewards[loser]) ** 2
-            loss = loss + self.args.center_rewards_coefficient * (centered * weights).sum()
+            terms["centering"] = (centered * weights).sum()
+            loss = loss + self.args.center_rewards_coefficient * terms["centering"]
+        if mode == "train":
+            check_finite(self, terms)
 
         if mode == "train":
             num_tokens = self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
