@@ -392,6 +392,143 @@ def test_checkpoint_restores_kl_coef_ptx_position_and_value_head(tiny_models, to
     assert resumed.ptx_position == 3
 
 
+def _record_resume_state(trainer):
+    """Spy on ``trainer``: the completions of each generation, the ptx batches drawn, and the torch/python/numpy RNG
+    states when each optimizer step begins, keyed by the (1-based) optimizer step."""
+    import random
+
+    import numpy as np
+    from transformers import TrainerCallback
+
+    seen = {"completions": {}, "ptx": {}, "rng": {}}
+    generate, draw = trainer._generate_and_score_completions, trainer.draw_ptx_batch
+
+    def spy_generate(inputs):
+        out = generate(inputs)
+        seen["completions"][trainer.state.global_step + 1] = out["completion_ids"].clone()
+        return out
+
+    def spy_draw():
+        position = trainer.ptx_position
+        batch = draw()
+        seen["ptx"][trainer.state.global_step + 1] = (position, batch["input_ids"].clone())
+        return batch
+
+    class RNGAtStepBegin(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            seen["rng"][state.global_step + 1] = (torch.get_rng_state(), random.getstate(), np.random.get_state())
+
+    trainer._generate_and_score_completions, trainer.draw_ptx_batch = spy_generate, spy_draw
+    trainer.add_callback(RNGAtStepBegin())
+    return seen
+
+
+def test_resume_matches_uninterrupted_run_with_adaptive_kl_ptx_and_value_head(tiny_models, tok, tmp_path):
+    """Run A trains 6 optimizer steps uninterrupted; run B (same config and max_steps, so the same LR schedule) is
+    stopped after the step-2 checkpoint, and a new trainer with a freshly loaded policy resumes from it. With 2 PPO
+    epochs and 2 accumulated minibatches, each generation feeds 2 optimizer steps: steps 3 and 5 sample completions
+    (torch RNG), score them with a reward that depends on the sampled tokens and update the adaptive KL coefficient;
+    steps 4 and 6 replay the buffer reshuffled (torch RNG again); every step adds one ptx batch; 16 prompts make 4
+    steps per epoch, so step 5 also starts a new shuffled epoch. The resumed run must match run A: the RNG states at
+    each step, the completions, the ptx rows, the KL coefficient and ptx position, the step-3..6 metrics, and every
+    weight including the value head (saved apart from the model, in value_head/).
+    Tolerance atol 1e-6, rtol 0: in fp32 on the same CPU the resumed run replays the same operations from exactly
+    stored weights, optimizer and RNG states; a real divergence moves the weights by far more (> 1e-4, asserted)."""
+    from rlhf_ext.testing.resume import CountSteps, StopAfterStep, max_abs_diffs, named_tensors, step_logs
+
+    half = len(tok) // 2
+
+    def low_half_fraction(completion_ids, **kwargs):  # depends on the sampled tokens, so on the generation RNG
+        return [sum(t < half for t in ids) / max(1, len(ids)) for ids in completion_ids]
+
+    common = dict(
+        kl_coef=0.1,
+        kl_target=0.01,
+        kl_horizon=20,
+        ptx_coef=0.5,
+        ptx_batch_size=2,
+        gradient_accumulation_steps=2,
+        num_ppo_epochs=2,
+        learning_rate=1e-2,
+        max_steps=6,
+        save_strategy="steps",
+        save_steps=2,
+    )
+
+    def build(folder):
+        args = make_args(tmp_path / folder, **common)
+        return make_trainer(tiny_models, tok, args, reward=low_half_fraction, ptx_dataset=PTX)
+
+    full = build("a")
+    full_seen = _record_resume_state(full)
+    full.train()
+
+    interrupted = build("b")
+    interrupted.add_callback(StopAfterStep(2))
+    interrupted.train()
+    checkpoint = tmp_path / "b" / "out" / "checkpoint-2"
+    assert interrupted.state.global_step == 2 and not (tmp_path / "b" / "out" / "checkpoint-4").exists()
+    assert (checkpoint / "value_head" / "value_head.safetensors").is_file()
+    assert interrupted.kl_ctl.value != 0.1 and interrupted.ptx_position == 2  # state worth restoring
+
+    resumed = build("b")
+    resumed_seen = _record_resume_state(resumed)
+    counter = CountSteps()
+    resumed.add_callback(counter)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert counter.steps == [3, 4, 5, 6]  # only the remaining steps ran
+    resumed_steps = (3, 4, 5, 6)
+
+    # RNG states, sampled completions and ptx rows of the resumed steps
+    assert set(resumed_seen["rng"]) == set(resumed_steps)
+    for step in resumed_steps:
+        torch_a, python_a, numpy_a = full_seen["rng"][step]
+        torch_b, python_b, numpy_b = resumed_seen["rng"][step]
+        assert torch.equal(torch_a, torch_b), step
+        assert python_a == python_b, step
+        assert numpy_a[0] == numpy_b[0] and (numpy_a[1] == numpy_b[1]).all() and numpy_a[2:] == numpy_b[2:], step
+    assert set(resumed_seen["completions"]) == {3, 5}  # one generation feeds two optimizer steps
+    for step in (3, 5):
+        assert torch.equal(resumed_seen["completions"][step], full_seen["completions"][step]), step
+    assert not torch.equal(full_seen["completions"][3], full_seen["completions"][5])
+    assert set(resumed_seen["ptx"]) == set(resumed_steps)
+    for step in resumed_steps:
+        position, ids = resumed_seen["ptx"][step]
+        assert position == full_seen["ptx"][step][0] == step - 1
+        assert torch.equal(ids, full_seen["ptx"][step][1])
+
+    # KL controller and ptx position
+    assert resumed.kl_ctl.value == full.kl_ctl.value
+    assert resumed.ptx_position == full.ptx_position == 6
+
+    # Every weight, the value head included
+    expected, got = named_tensors(full.model), named_tensors(resumed.model)
+    assert expected.keys() == got.keys() and {"v_head.weight", "v_head.bias"} <= expected.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=0, msg=name)
+    weight_diff = max((got[n] - expected[n]).abs().max().item() for n in expected)
+    at_checkpoint = named_tensors(interrupted.model)
+    moved = max((expected[n] - at_checkpoint[n]).abs().max().item() for n in expected)
+    head_moved = (expected["v_head.weight"] - at_checkpoint["v_head.weight"]).abs().max().item()
+    assert moved > 1e-4 and head_moved > 1e-4
+
+    # Logged metrics of the resumed steps (step_time is wall-clock); rollout metrics come with each generation
+    full_logs, resumed_logs = step_logs(full, resumed_steps), step_logs(resumed, resumed_steps)
+    assert full_logs[3]["objective/kl_coef"] == pytest.approx(interrupted.kl_ctl.value)
+    assert full_logs[5]["objective/kl_coef"] != full_logs[3]["objective/kl_coef"]  # updated after step 3's batch
+    for step in resumed_steps:
+        diffs = max_abs_diffs(full_logs[step], resumed_logs[step], ignore={"step_time"})
+        required = {"loss", "loss/ptx", "loss/policy_avg", "loss/value_avg", "learning_rate", "grad_norm"}
+        if step in (3, 5):
+            required |= {"objective/kl_coef", "objective/kl", "objective/scores"}
+        assert required <= diffs.keys(), step
+        assert max(diffs.values()) <= 1e-6, (step, diffs)
+        print(
+            f"step {step}: max |weight diff| {weight_diff:.3g} (steps 3-6 moved {moved:.3g}, value head "
+            f"{head_moved:.3g}), metric diffs {diffs}"
+        )
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # Errors
 # ------------------------------------------------------------------------------------------------------------------

@@ -47,9 +47,11 @@ def step_logs(trainer, steps) -> dict[int, dict]:
     return rows
 
 
-def max_abs_diffs(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-    """Absolute difference of every numeric key logged by both rows (the key sets must be equal)."""
-    keys_a, keys_b = set(a) - _NOT_COMPARED, set(b) - _NOT_COMPARED
+def max_abs_diffs(a: dict[str, float], b: dict[str, float], ignore=()) -> dict[str, float]:
+    """Absolute difference of every key logged by both rows but ``ignore`` (wall-clock timings); the key sets must be
+    equal."""
+    skip = _NOT_COMPARED | set(ignore)
+    keys_a, keys_b = set(a) - skip, set(b) - skip
     if keys_a != keys_b:
         raise AssertionError(f"logged keys differ: only in first {keys_a - keys_b}, only in second {keys_b - keys_a}")
     return {k: abs(float(a[k]) - float(b[k])) for k in sorted(keys_a)}
