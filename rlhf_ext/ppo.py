@@ -41,6 +41,7 @@ from .cards import CardMixin
 from .kl_controllers import AdaptiveKLController, FixedKLController
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 from .nonfinite import check_finite
+from .ranked_data import validate_trainer_prompts
 from .value_head import add_value_head, load_value_head, save_value_head
 
 logger = logging.getLogger(__name__)
@@ -497,6 +498,7 @@ class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
                     f"PPOTrainer does not support `{name}`: PPO's per-token rewards assume plain sampling."
                 )
         self._validate_inputs(reward_funcs, args, train_dataset, processing_class, ptx_dataset)
+        validate_trainer_prompts(train_dataset, eval_dataset)  # every row, before anything is loaded
 
         super().__init__(
             model=model,

@@ -20,6 +20,7 @@ import trl
 
 from .cards import CardMixin
 from .ppo import KLControlAndPtxMixin
+from .ranked_data import validate_trainer_prompts
 
 
 @dataclass
@@ -95,6 +96,9 @@ class RLOOTrainer(CardMixin, KLControlAndPtxMixin, trl.RLOOTrainer):
         if not isinstance(args, RLOOConfig):
             raise ValueError(f"`args` must be an rlhf_ext.RLOOConfig, got {type(args).__name__}.")
         self._validate_ptx(args, ptx_dataset)
+        validate_trainer_prompts(
+            pos[0] if pos else kwargs.get("train_dataset"), pos[1] if len(pos) > 1 else kwargs.get("eval_dataset")
+        )
         super().__init__(model, reward_funcs, args, *pos, **kwargs)
         self._init_kl_and_ptx(args.beta, args, ptx_dataset)
         self._captured_logps = None

@@ -58,10 +58,10 @@ def test_ranks_from_scores_dense_and_ties():
         ({"prompt": "Q", "completions": ["a", None], "ranks": [0, 1]}, "row 3: completion 1 must be a string"),
         ({"prompt": "Q", "completions": "ab", "ranks": [0, 1]}, "row 3: 'completions' must be a list"),
         ({"prompt": 5, "completions": ["a", "b"], "ranks": [0, 1]}, "row 3: 'prompt' must be a string"),
-        ({"prompt": "Q", "chosen": "a", "rejected": ""}, "row 3: completion 1 is empty"),
+        ({"prompt": "Q", "chosen": "a", "rejected": ""}, "row 3: 'rejected' is empty"),
         (
             {"prompt": [{"role": "user", "content": "Q"}], "completions": ["a", "b"], "ranks": [0, 1]},
-            "row 3: completion 0 is empty or not a list of messages",
+            "row 3: completion 0 must be a list of messages",
         ),
         (
             {
