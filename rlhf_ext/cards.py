@@ -308,6 +308,12 @@ class CardMixin:
         "seed",
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .hub import keep_tokens_out_of_pickles
+
+        keep_tokens_out_of_pickles(type(self.args))  # training_args.bin is pickled into every save and push
+
     @property
     def card_info(self) -> CardInfo:
         if getattr(self, "_card_info", None) is None:
@@ -334,6 +340,15 @@ class CardMixin:
         ):
             plots.append({"title": "evaluation curves", "path": "plots/eval_curves.png"})
         return plots
+
+    def push_to_hub(self, *args, **kwargs):
+        """``Trainer.push_to_hub`` (save, card, upload of ``output_dir``), retried on server errors and dropped
+        connections, and failing with :class:`rlhf_ext.hub.HubPushError` that names the intact output folder."""
+        from .hub import retry_push
+
+        parent = super().push_to_hub
+        repo_id = self.args.hub_model_id or Path(self.args.output_dir).name
+        return retry_push(lambda: parent(*args, **kwargs), folder=self.args.output_dir, repo_id=repo_id)
 
     def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags=None):
         if not self.is_world_process_zero():

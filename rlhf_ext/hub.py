@@ -7,17 +7,38 @@ error says so and names the folder. Tokens are never put in messages, logs or ca
 
 from __future__ import annotations
 
+import copyreg
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class HubPushError(RuntimeError):
     """A push to the Hub failed; the local outputs it names are intact."""
+
+
+def _reduce_without_tokens(args):
+    state = {k: (None if k.endswith("_token") else v) for k, v in vars(args).items()}
+    return copyreg.__newobj__, (type(args),), state
+
+
+def keep_tokens_out_of_pickles(args_type: type) -> None:
+    """Make every pickle of ``args_type`` instances (a ``TrainingArguments`` class) hold ``None`` for its ``*_token``
+    fields, from now on in this process.
+
+    The Trainer writes ``torch.save(self.args)`` as ``training_args.bin`` into every checkpoint and output folder and
+    uploads it with ``push_to_hub``: a ``hub_token`` passed in the config would sit there in plain text, on disk and
+    on the Hub. The pickle stays loadable without rlhf_ext (a plain ``__newobj__`` reduction); the object in memory
+    keeps its token, so pushes still authenticate.
+    """
+    copyreg.pickle(args_type, _reduce_without_tokens)
 
 
 def _reason(err: Exception) -> str:
@@ -54,6 +75,40 @@ def _retryable(err: Exception) -> bool:
     )
 
 
+def retry_push(
+    push: Callable[[], T],
+    *,
+    folder: str | Path,
+    repo_id: str,
+    repo_type: str = "model",
+    attempts: int = 3,
+    backoff_seconds: float = 1.0,
+) -> T:
+    """Run ``push()`` (an upload of ``folder`` to ``repo_id``), retrying server errors and dropped connections.
+
+    Only idempotent pushes belong here: uploading the same files again is safe, since a Hub commit either lands whole
+    or not at all and re-sending identical files changes nothing. A 5xx answer or a dropped connection is retried up to
+    ``attempts`` times in all, with a growing pause; other failures (no token, 401/403, a bad repo id, offline mode)
+    are not. Every failure becomes :class:`HubPushError`, naming the folder (intact) and the cause, never the token.
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts}")
+    for attempt in range(1, attempts + 1):
+        try:
+            return push()
+        except Exception as err:  # noqa: BLE001 - every failure becomes one actionable error
+            if attempt < attempts and _retryable(err):
+                logger.warning("push to %s failed (%s); retry %d of %d", repo_id, _reason(err), attempt, attempts - 1)
+                time.sleep(backoff_seconds * attempt)
+                continue
+            tries = f" after {attempt} attempts" if attempt > 1 else ""
+            raise HubPushError(
+                f"pushing {folder} to the Hub {repo_type} repo '{repo_id}' failed{tries}: {_reason(err)}. "
+                f"The local files in {folder} are intact; rerun the push once this is fixed."
+            ) from err
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 def push_folder(
     folder: str | Path,
     repo_id: str,
@@ -68,36 +123,25 @@ def push_folder(
 ) -> str:
     """Create ``repo_id`` if needed and upload ``folder`` into it; returns the commit URL.
 
-    A server error (5xx) or a dropped connection is retried up to ``attempts`` times in all: uploading the
-    same folder again is safe, since a commit either lands whole or not at all and re-sending identical
-    files changes nothing. Other failures (no token, 401/403, bad repo id) are not retried. Raises
-    :class:`HubPushError` naming the folder (intact) and the cause.
+    Retried as :func:`retry_push` says (5xx and dropped connections; not 401/403). Raises :class:`HubPushError` naming
+    the folder (intact) and the cause.
     """
     from huggingface_hub import HfApi
 
     folder = Path(folder)
     if not folder.is_dir():
         raise HubPushError(f"cannot push {folder}: it is not a folder")
-    if attempts < 1:
-        raise ValueError(f"attempts must be >= 1, got {attempts}")
     api = HfApi(token=token, endpoint=endpoint)
-    for attempt in range(1, attempts + 1):
-        try:
-            api.create_repo(repo_id, repo_type=repo_type, exist_ok=True, private=private)
-            info = api.upload_folder(
-                folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message=commit_message
-            )
-            break
-        except Exception as err:  # noqa: BLE001 - every failure becomes one actionable error
-            if attempt < attempts and _retryable(err):
-                logger.warning("push to %s failed (%s); retry %d of %d", repo_id, _reason(err), attempt, attempts - 1)
-                time.sleep(backoff_seconds * attempt)
-                continue
-            tries = f" after {attempt} attempts" if attempt > 1 else ""
-            raise HubPushError(
-                f"pushing {folder} to the Hub {repo_type} repo '{repo_id}' failed{tries}: {_reason(err)}. "
-                f"The local files in {folder} are intact; rerun the push once this is fixed."
-            ) from err
+
+    def push():
+        api.create_repo(repo_id, repo_type=repo_type, exist_ok=True, private=private)
+        return api.upload_folder(
+            folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message=commit_message
+        )
+
+    info = retry_push(
+        push, folder=folder, repo_id=repo_id, repo_type=repo_type, attempts=attempts, backoff_seconds=backoff_seconds
+    )
     logger.info("pushed %s to %s", folder, repo_id)
     return str(getattr(info, "commit_url", info))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -116,3 +118,72 @@ def test_model_card_push_reads_back(local_hub, tmp_path):
     card.push_to_hub("local-user/p", token=local_hub.token)
     back = ModelCard.load("local-user/p", token=local_hub.token)
     assert back.data.eval_results[0].metric_value == 0.75
+
+
+def test_trainer_push_retries_and_never_writes_the_token(
+    local_hub, tiny_models, tiny_tokenizer, tmp_path, caplog, capfd
+):
+    """trainer.push_to_hub: a dropped connection and a 500 are retried; a persistent 500 is one clear error; the token
+    (passed as hub_token, so the Trainer pickles its args into training_args.bin) is in no file, log line or output."""
+    import hashlib
+    import logging
+
+    from datasets import Dataset
+    from huggingface_hub import HfApi, hf_hub_download
+
+    from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
+    from rlhf_ext.hub import HubPushError
+
+    caplog.set_level(logging.DEBUG)
+    token = local_hub.token
+    out = tmp_path / "rm"
+    args = RankedRewardConfig(
+        output_dir=str(out),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        save_strategy="steps",
+        save_steps=1,
+        push_to_hub=True,
+        hub_strategy="end",
+        hub_model_id="local-user/rm-faults",
+        hub_token=token,
+        disable_tqdm=True,
+    )
+    rows = [{"prompt": "The movie", "completions": [" was great", " was bad", " was fine"], "ranks": [0, 2, 1]}] * 4
+    trainer = RankedRewardTrainer(
+        model=str(tiny_models.reward_model),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer,
+    )
+    trainer.train()
+
+    local_hub.drop_next("/commit/", times=1)
+    local_hub.fail_next("/commit/", status=500, times=1)
+    trainer.push_to_hub(commit_message="end of training")
+    assert "retry 1 of 2" in caplog.text and "retry 2 of 2" in caplog.text
+    files = set(HfApi(token=token).list_repo_files("local-user/rm-faults"))
+    assert {"model.safetensors", "README.md", "training_args.bin"} <= files
+    pushed_args = hf_hub_download("local-user/rm-faults", "training_args.bin", token=token)
+
+    weights = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    local_hub.fail_next("/commit/", status=500, times=10)
+    (out / "eval_notes.txt").write_text("a new file, so that the push has something to commit")
+    with pytest.raises(HubPushError, match="after 3 attempts: the Hub answered HTTP 500") as err:
+        trainer.push_to_hub(commit_message="again")
+    assert f"The local files in {out} are intact" in str(err.value)
+    assert hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest() == weights
+    assert (out / "checkpoint-1").is_dir() and (out / "checkpoint-2").is_dir()
+    assert (out / "eval_notes.txt").read_text().startswith("a new file")
+
+    secret = token.encode()
+    written = [p for p in out.rglob("*") if p.is_file()] + [Path(pushed_args)]
+    assert any(p.name == "training_args.bin" for p in written)
+    assert [p for p in written if secret in p.read_bytes()] == []
+    captured = capfd.readouterr()
+    assert token not in caplog.text and token not in captured.out and token not in captured.err
+    assert token not in str(err.value)
+    assert trainer.args.hub_token == token  # only pickles drop it: the live trainer can still push
