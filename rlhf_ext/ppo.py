@@ -47,6 +47,8 @@ from .value_head import add_value_head, load_value_head, save_value_head
 logger = logging.getLogger(__name__)
 
 PPO_STATE_FILE = "ppo_state.json"
+# Rollouts buffered for the rest of a generation cycle, one file per process (see KLControlAndPtxMixin).
+ROLLOUT_BUFFER_FILE = "rollout_buffer_{rank}.pt"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -244,7 +246,8 @@ class KLControlAndPtxMixin:
     """Adaptive/fixed KL coefficient and InstructGPT's pretraining mixture for TRL's on-policy trainers.
 
     Mixed in before ``trl.GRPOTrainer`` / ``trl.RLOOTrainer``. Provides ``kl_ctl``, ``ptx_position``, one pretraining
-    batch per optimizer step added in ``training_step``, and both saved to ``checkpoint-N/ppo_state.json``.
+    batch per optimizer step added in ``training_step``, and both saved to ``checkpoint-N/ppo_state.json``; a checkpoint
+    inside a generation cycle also holds the buffered rollouts (``rollout_buffer_<rank>.pt``), so resuming replays them.
     """
 
     def _init_kl_and_ptx(self, kl_coef, args, ptx_dataset):
@@ -387,14 +390,23 @@ class KLControlAndPtxMixin:
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
-        if self.args.should_save:
-            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-            folder = os.path.join(
-                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            )
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save:
             with open(os.path.join(folder, PPO_STATE_FILE), "w") as f:
                 json.dump(self.ppo_state_dict(), f)
+        # GRPO/RLOO sample one generation batch every `steps_per_generation * num_iterations` micro-steps and replay it
+        # from `_buffered_inputs` in between; neither the buffer nor the micro-step counter `_step` is checkpointed. A
+        # run resumed from a checkpoint inside such a cycle therefore sampled fresh rollouts from the updated policy
+        # (and moved the KL controller once more) where the uninterrupted run replays the buffered ones, and its
+        # restarted `_step` shifted every later generation. Save both when the checkpoint falls inside a cycle; each
+        # process buffers its own rows, so each writes its own file.
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        if self._buffered_inputs is not None and self._step % generate_every != 0:
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, ROLLOUT_BUFFER_FILE.format(rank=self.accelerator.process_index))
+            torch.save({"step": self._step, "buffered_inputs": self._buffered_inputs}, path)
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
@@ -404,6 +416,11 @@ class KLControlAndPtxMixin:
         if os.path.exists(path):
             with open(path) as f:
                 self.load_ppo_state_dict(json.load(f))
+        path = os.path.join(checkpoint, ROLLOUT_BUFFER_FILE.format(rank=self.accelerator.process_index))
+        if os.path.exists(path):  # the checkpoint fell inside a generation cycle: replay its rollouts, as unresumed
+            saved = torch.load(path, map_location=self.accelerator.device, weights_only=True)
+            self._step = int(saved["step"])
+            self._buffered_inputs = saved["buffered_inputs"]
 
 
 class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):

@@ -392,6 +392,28 @@ def test_checkpoint_restores_kl_coef_ptx_position_and_value_head(tiny_models, to
     assert resumed.ptx_position == 3
 
 
+def _resume_trainer(tiny_models, tok, folder, **overrides):
+    """Adaptive KL, ptx, and 2 PPO epochs x 2 accumulated minibatches: one generation feeds 2 optimizer steps."""
+    half = len(tok) // 2
+
+    def low_half_fraction(completion_ids, **kwargs):  # depends on the sampled tokens, so on the generation RNG
+        return [sum(t < half for t in ids) / max(1, len(ids)) for ids in completion_ids]
+
+    common = dict(
+        kl_coef=0.1,
+        kl_target=0.01,
+        kl_horizon=20,
+        ptx_coef=0.5,
+        ptx_batch_size=2,
+        gradient_accumulation_steps=2,
+        num_ppo_epochs=2,
+        learning_rate=1e-2,
+        save_strategy="steps",
+    )
+    args = make_args(folder, **(common | overrides))
+    return make_trainer(tiny_models, tok, args, reward=low_half_fraction, ptx_dataset=PTX)
+
+
 def _record_resume_state(trainer):
     """Spy on ``trainer``: the completions of each generation, the ptx batches drawn, and the torch/python/numpy RNG
     states when each optimizer step begins, keyed by the (1-based) optimizer step."""
@@ -436,28 +458,8 @@ def test_resume_matches_uninterrupted_run_with_adaptive_kl_ptx_and_value_head(ti
     stored weights, optimizer and RNG states; a real divergence moves the weights by far more (> 1e-4, asserted)."""
     from rlhf_ext.testing.resume import CountSteps, StopAfterStep, max_abs_diffs, named_tensors, step_logs
 
-    half = len(tok) // 2
-
-    def low_half_fraction(completion_ids, **kwargs):  # depends on the sampled tokens, so on the generation RNG
-        return [sum(t < half for t in ids) / max(1, len(ids)) for ids in completion_ids]
-
-    common = dict(
-        kl_coef=0.1,
-        kl_target=0.01,
-        kl_horizon=20,
-        ptx_coef=0.5,
-        ptx_batch_size=2,
-        gradient_accumulation_steps=2,
-        num_ppo_epochs=2,
-        learning_rate=1e-2,
-        max_steps=6,
-        save_strategy="steps",
-        save_steps=2,
-    )
-
     def build(folder):
-        args = make_args(tmp_path / folder, **common)
-        return make_trainer(tiny_models, tok, args, reward=low_half_fraction, ptx_dataset=PTX)
+        return _resume_trainer(tiny_models, tok, tmp_path / folder, max_steps=6, save_steps=2)
 
     full = build("a")
     full_seen = _record_resume_state(full)
@@ -527,6 +529,47 @@ def test_resume_matches_uninterrupted_run_with_adaptive_kl_ptx_and_value_head(ti
             f"step {step}: max |weight diff| {weight_diff:.3g} (steps 3-6 moved {moved:.3g}, value head "
             f"{head_moved:.3g}), metric diffs {diffs}"
         )
+
+
+def test_resume_inside_a_generation_cycle_replays_the_buffered_rollouts(tiny_models, tok, tmp_path):
+    """One generation feeds optimizer steps 1-2, the next 3-4, so checkpoint-1 falls inside a cycle. TRL does not
+    checkpoint its rollout buffer: a resumed run used to sample fresh rollouts from the updated policy at step 2 (and
+    update the KL controller once more) where the uninterrupted run replays step 1's, restarted its micro-step count so
+    that every later generation came one optimizer step early (steps 2 and 4), and ended 0.026 away in weights.
+    Now the checkpoint carries the buffer (per process) and the resumed run matches run A: no generation at step 2,
+    the same completions at step 3, KL coefficient, step-2..4 metrics and weights (atol 1e-6, rtol 0, as above)."""
+    from rlhf_ext.testing.resume import CountSteps, StopAfterStep, max_abs_diffs, named_tensors, step_logs
+
+    full = _resume_trainer(tiny_models, tok, tmp_path / "a", max_steps=4, save_steps=1)
+    full_seen = _record_resume_state(full)
+    full.train()
+    assert set(full_seen["completions"]) == {1, 3}
+    out = tmp_path / "a" / "out"
+    assert (out / "checkpoint-1" / "rollout_buffer_0.pt").is_file()  # inside a cycle: the buffer is saved ...
+    assert not (out / "checkpoint-2" / "rollout_buffer_0.pt").exists()  # ... at a cycle boundary there is none
+
+    interrupted = _resume_trainer(tiny_models, tok, tmp_path / "b", max_steps=4, save_steps=1)
+    interrupted.add_callback(StopAfterStep(1))
+    interrupted.train()
+    resumed = _resume_trainer(tiny_models, tok, tmp_path / "b", max_steps=4, save_steps=1)
+    resumed_seen = _record_resume_state(resumed)
+    counter = CountSteps()
+    resumed.add_callback(counter)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "b" / "out" / "checkpoint-1"))
+    assert counter.steps == [2, 3, 4]
+
+    assert set(resumed_seen["completions"]) == {3}  # step 2 replayed the buffered rollouts
+    assert torch.equal(resumed_seen["completions"][3], full_seen["completions"][3])
+    assert resumed.kl_ctl.value == full.kl_ctl.value and resumed.ptx_position == full.ptx_position == 4
+    expected, got = named_tensors(full.model), named_tensors(resumed.model)
+    assert expected.keys() == got.keys() and "v_head.weight" in expected
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=0, msg=name)
+    full_logs, resumed_logs = step_logs(full, [2, 3, 4]), step_logs(resumed, [2, 3, 4])
+    for step in (2, 3, 4):
+        diffs = max_abs_diffs(full_logs[step], resumed_logs[step], ignore={"step_time"})
+        assert {"loss", "loss/ptx", "loss/policy_avg"} <= diffs.keys()
+        assert max(diffs.values()) <= 1e-6, (step, diffs)
 
 
 # ------------------------------------------------------------------------------------------------------------------
