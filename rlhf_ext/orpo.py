@@ -265,7 +265,7 @@ class ORPOTrainer(CardMixin, _TRLORPOTrainer):
     @staticmethod
     def _validate(dataset, name: str) -> None:
         limit = _ITERABLE_VALIDATION_ROWS if isinstance(dataset, IterableDataset) else None
-        validate_ranked_dataset(dataset, name=name, limit=limit)
+        validate_ranked_dataset(dataset, name=name, limit=limit, generation_prompt=True)
 
     @staticmethod
     def _as_ranked_text(dataset, processing_class, args):

@@ -94,14 +94,15 @@ def _is_bool(value: Any) -> bool:
     return isinstance(value, bool) or type(value).__name__ == "bool_"
 
 
-def _message_problem(value: Any) -> str | None:
+def _message_problem(value: Any, offset: int = 0) -> str | None:
     """Why ``value`` is not a list of chat messages (``{"role": str, "content": str}``), or None if it is one.
 
     ``content`` may also be a list of content parts, or None in an assistant turn that carries ``tool_calls``.
+    Messages are numbered from ``offset`` (their place in the conversation a split-off prompt was taken from).
     """
     if not isinstance(value, list):
         return f"must be a list of messages, got {type(value).__name__}: {_describe(value)}"
-    for m, message in enumerate(value):
+    for m, message in enumerate(value, start=offset):
         if not isinstance(message, Mapping):
             return f"message {m} must be a dict with 'role' and 'content', got {type(message).__name__}"
         for key in ("role", "content"):
@@ -132,19 +133,25 @@ def _identity(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=repr)
 
 
-def validate_ranked_row(row: Mapping[str, Any], index: int | None = None, name: str = "dataset") -> None:
+def validate_ranked_row(
+    row: Mapping[str, Any], index: int | None = None, name: str = "dataset", generation_prompt: bool = False
+) -> None:
     """Raise ``ValueError`` naming ``name`` row ``index`` and the problem if ``row`` is not a valid ranked row.
 
     TRL preference rows (``chosen``/``rejected``, with or without ``prompt``) are checked after conversion by
     :func:`pairwise_row_to_ranked`. Besides types and shapes, a row may not rank a completion against an identical
     copy of itself (``chosen == rejected``, or equal completions with different ranks): such a "comparison" carries
     no preference (its gradient is zero) and usually means a data bug. Equal completions with equal ranks are a tie.
+
+    ``generation_prompt=True`` (ORPO, which renders prompts with TRL's ``apply_chat_template``) also requires a
+    conversational prompt to end with a ``user``, ``tool`` or ``assistant`` message, as that function does.
     """
     where = f"{name} row {index}" if index is not None else f"{name} row"
     if not isinstance(row, Mapping):
         raise ValueError(f"{where}: expected a dict with columns {list(RANKED_COLUMNS)}, got {type(row).__name__}.")
     labels = None
     implicit = ""
+    offset = 0  # where the completions' messages start in the original 'chosen'/'rejected' conversations
     if is_pairwise_row(row):
         missing = [c for c in PAIRWISE_COLUMNS if c not in row]
         if missing:
@@ -167,6 +174,7 @@ def validate_ranked_row(row: Mapping[str, Any], index: int | None = None, name: 
             implicit = " once the prompt it shares with the other completion is split off"
         labels = ["'chosen'", "'rejected'"]
         row = pairwise_row_to_ranked(row)
+        offset = len(row["prompt"]) if implicit and isinstance(row["prompt"], list) else 0
     missing = [c for c in RANKED_COLUMNS if c not in row]
     if missing:
         raise ValueError(
@@ -195,7 +203,7 @@ def validate_ranked_row(row: Mapping[str, Any], index: int | None = None, name: 
                     f"{where}: {label} must be a list of messages (the prompt is conversational), got "
                     f"{type(completion).__name__}: {_describe(completion)}."
                 )
-            problem = _message_problem(completion)
+            problem = _message_problem(completion, offset)
             if problem:
                 raise ValueError(f"{where}: {label} {problem}.")
             if not _has_text(completion):
@@ -207,6 +215,14 @@ def validate_ranked_row(row: Mapping[str, Any], index: int | None = None, name: 
                 )
             if not completion.strip():
                 raise ValueError(f"{where}: {label} is empty{implicit}.")
+    if conversational and not prompt:  # the trainers read a conversation's first message to tell it from text
+        shared = " ('chosen' and 'rejected' share no leading message)" if implicit else ""
+        raise ValueError(f"{where}: 'prompt' is an empty list of messages{shared}.")
+    if generation_prompt and conversational and prompt[-1]["role"] not in ("user", "tool", "assistant"):
+        raise ValueError(
+            f"{where}: 'prompt' ends with a {prompt[-1]['role']!r} message; a prompt to answer must end with a "
+            "'user', 'tool' or 'assistant' message (TRL's apply_chat_template rule)."
+        )
     if not isinstance(ranks, (list, tuple)):
         raise ValueError(f"{where}: 'ranks' must be a list of integers, got {type(ranks).__name__}.")
     if len(ranks) != len(completions):
@@ -256,12 +272,15 @@ def _iter_rows(dataset, columns: Sequence[str] | None = None):
 
 
 def validate_ranked_dataset(
-    dataset: Iterable[Mapping[str, Any]], name: str = "train_dataset", limit: int | None = None
+    dataset: Iterable[Mapping[str, Any]],
+    name: str = "train_dataset",
+    limit: int | None = None,
+    generation_prompt: bool = False,
 ):
     """Validate every row (or the first ``limit`` rows) of ``dataset``; raise ``ValueError`` naming the row.
 
     ``dataset`` may be a ``datasets.Dataset``, an ``IterableDataset`` (pass ``limit`` to bound the scan) or any
-    iterable of dicts. Returns the number of rows checked.
+    iterable of dicts. ``generation_prompt``: see :func:`validate_ranked_row`. Returns the number of rows checked.
     """
     columns = getattr(dataset, "column_names", None)
     if columns is not None:
@@ -275,7 +294,7 @@ def validate_ranked_dataset(
     for index, row in enumerate(_iter_rows(dataset)):
         if limit is not None and index >= limit:
             break
-        validate_ranked_row(row, index, name)
+        validate_ranked_row(row, index, name, generation_prompt)
         count += 1
     if count == 0:
         raise ValueError(f"{name} is empty.")

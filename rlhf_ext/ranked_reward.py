@@ -220,6 +220,11 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
 
     @staticmethod
     def _validate(dataset, name: str, args) -> None:
+        if not isinstance(dataset, (Dataset, IterableDataset)):
+            raise ValueError(
+                f"{name} must be a datasets.Dataset or IterableDataset, got {type(dataset).__name__} "
+                "(Dataset.from_list(rows) makes one from a list of dicts)."
+            )
         columns = get_dataset_column_names(dataset)
         limit = _ITERABLE_VALIDATION_ROWS if isinstance(dataset, IterableDataset) else None
         if "completions_ids" in columns or ("chosen_ids" in columns and "rejected_ids" in columns):
