@@ -396,47 +396,19 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tiny_models, tiny_toke
     trained batches of epoch 0 and then reshuffle epoch 1 as run A did. Tolerance atol 1e-6, rtol 0: in fp32 on the
     same CPU the resumed run replays the same operations from the exactly stored weights and optimizer state; a real
     divergence moves the weights far more (steps 3-6 alone move them by > 1e-4, asserted)."""
-    from rlhf_ext.testing.resume import CountSteps, StopAfterStep, max_abs_diffs, named_tensors, step_logs
+    from rlhf_ext.testing import resume
 
     rows = RANKED + [
         {"prompt": r["prompt"], "completions": [r["chosen"], r["rejected"]], "ranks": [0, 1]} for r in PAIRS
     ]
     common = dict(max_steps=6, save_strategy="steps", save_steps=2)
-    full = _trainer(tiny_models, tiny_tokenizer, tmp_path / "a", rows, **common)
-    full.train()
-
-    interrupted = _trainer(tiny_models, tiny_tokenizer, tmp_path / "b", rows, **common)
-    interrupted.add_callback(StopAfterStep(2))
-    interrupted.train()
-    checkpoint = tmp_path / "b" / "out" / "checkpoint-2"
-    assert interrupted.state.global_step == 2 and checkpoint.is_dir()
-    assert not (tmp_path / "b" / "out" / "checkpoint-4").exists()
-
-    resumed = _trainer(tiny_models, tiny_tokenizer, tmp_path / "b", rows, **common)
-    counter = CountSteps()
-    resumed.add_callback(counter)
-    resumed.train(resume_from_checkpoint=str(checkpoint))
-    assert counter.steps == [3, 4, 5, 6]  # only the remaining steps ran
-
-    expected, got = named_tensors(full.model), named_tensors(resumed.model)
-    assert expected.keys() == got.keys()
-    for name in expected:
-        torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=0, msg=name)
-    weight_diff = max((got[n] - expected[n]).abs().max().item() for n in expected)
-    at_checkpoint = named_tensors(interrupted.model)
-    moved = max((expected[n] - at_checkpoint[n]).abs().max().item() for n in expected)
+    runs = resume.interrupt_and_resume(
+        lambda folder: _trainer(tiny_models, tiny_tokenizer, folder, rows, **common), tmp_path, stop_after=2
+    )
+    assert runs.steps_run == [3, 4, 5, 6]  # only the remaining steps ran
+    weight_diff = resume.assert_same_weights(runs.full.model, runs.resumed.model, atol=1e-6)
+    moved = resume.max_weight_diff(resume.named_tensors(runs.full.model), resume.named_tensors(runs.interrupted.model))
     assert moved > 1e-4
-
-    full_logs, resumed_logs = step_logs(full, range(3, 7)), step_logs(resumed, range(3, 7))
-    for step in range(3, 7):
-        diffs = max_abs_diffs(full_logs[step], resumed_logs[step])
-        assert {
-            "loss",
-            "nll_loss",
-            "log_odds_ratio",
-            "rewards/accuracies",
-            "learning_rate",
-            "grad_norm",
-        } <= diffs.keys()
-        assert max(diffs.values()) <= 1e-6, (step, diffs)
-        print(f"step {step}: max |weight diff| {weight_diff:.3g} (steps 3-6 moved {moved:.3g}), metric diffs {diffs}")
+    required = {"loss", "nll_loss", "log_odds_ratio", "rewards/accuracies", "learning_rate", "grad_norm"}
+    diffs = resume.assert_same_step_metrics(runs.full, runs.resumed, range(3, 7), lambda step: required, atol=1e-6)
+    print(f"max |weight diff| {weight_diff:.3g} (steps 3-6 moved {moved:.3g}), metric diffs {diffs}")

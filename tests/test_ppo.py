@@ -456,29 +456,21 @@ def test_resume_matches_uninterrupted_run_with_adaptive_kl_ptx_and_value_head(ti
     weight including the value head (saved apart from the model, in value_head/).
     Tolerance atol 1e-6, rtol 0: in fp32 on the same CPU the resumed run replays the same operations from exactly
     stored weights, optimizer and RNG states; a real divergence moves the weights by far more (> 1e-4, asserted)."""
-    from rlhf_ext.testing.resume import CountSteps, StopAfterStep, max_abs_diffs, named_tensors, step_logs
+    from rlhf_ext.testing import resume
 
-    def build(folder):
-        return _resume_trainer(tiny_models, tok, tmp_path / folder, max_steps=6, save_steps=2)
-
-    full = build("a")
-    full_seen = _record_resume_state(full)
-    full.train()
-
-    interrupted = build("b")
-    interrupted.add_callback(StopAfterStep(2))
-    interrupted.train()
+    seen = {}
+    runs = resume.interrupt_and_resume(
+        lambda folder: _resume_trainer(tiny_models, tok, folder, max_steps=6, save_steps=2),
+        tmp_path,
+        stop_after=2,
+        prepare=lambda trainer: seen.setdefault(len(seen), _record_resume_state(trainer)),
+    )
+    full, interrupted, resumed = runs.full, runs.interrupted, runs.resumed
+    full_seen, resumed_seen = seen[0], seen[1]
     checkpoint = tmp_path / "b" / "out" / "checkpoint-2"
-    assert interrupted.state.global_step == 2 and not (tmp_path / "b" / "out" / "checkpoint-4").exists()
     assert (checkpoint / "value_head" / "value_head.safetensors").is_file()
     assert interrupted.kl_ctl.value != 0.1 and interrupted.ptx_position == 2  # state worth restoring
-
-    resumed = build("b")
-    resumed_seen = _record_resume_state(resumed)
-    counter = CountSteps()
-    resumed.add_callback(counter)
-    resumed.train(resume_from_checkpoint=str(checkpoint))
-    assert counter.steps == [3, 4, 5, 6]  # only the remaining steps ran
+    assert runs.steps_run == [3, 4, 5, 6]  # only the remaining steps ran
     resumed_steps = (3, 4, 5, 6)
 
     # RNG states, sampled completions and ptx rows of the resumed steps
@@ -504,31 +496,27 @@ def test_resume_matches_uninterrupted_run_with_adaptive_kl_ptx_and_value_head(ti
     assert resumed.ptx_position == full.ptx_position == 6
 
     # Every weight, the value head included
-    expected, got = named_tensors(full.model), named_tensors(resumed.model)
-    assert expected.keys() == got.keys() and {"v_head.weight", "v_head.bias"} <= expected.keys()
-    for name in expected:
-        torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=0, msg=name)
-    weight_diff = max((got[n] - expected[n]).abs().max().item() for n in expected)
-    at_checkpoint = named_tensors(interrupted.model)
-    moved = max((expected[n] - at_checkpoint[n]).abs().max().item() for n in expected)
+    expected, at_checkpoint = resume.named_tensors(full.model), resume.named_tensors(interrupted.model)
+    assert {"v_head.weight", "v_head.bias"} <= expected.keys()
+    weight_diff = resume.assert_same_weights(full.model, resumed.model, atol=1e-6)
+    moved = resume.max_weight_diff(expected, at_checkpoint)
     head_moved = (expected["v_head.weight"] - at_checkpoint["v_head.weight"]).abs().max().item()
     assert moved > 1e-4 and head_moved > 1e-4
 
     # Logged metrics of the resumed steps (step_time is wall-clock); rollout metrics come with each generation
-    full_logs, resumed_logs = step_logs(full, resumed_steps), step_logs(resumed, resumed_steps)
+    full_logs = resume.step_logs(full, resumed_steps)
     assert full_logs[3]["objective/kl_coef"] == pytest.approx(interrupted.kl_ctl.value)
     assert full_logs[5]["objective/kl_coef"] != full_logs[3]["objective/kl_coef"]  # updated after step 3's batch
-    for step in resumed_steps:
-        diffs = max_abs_diffs(full_logs[step], resumed_logs[step], ignore={"step_time"})
-        required = {"loss", "loss/ptx", "loss/policy_avg", "loss/value_avg", "learning_rate", "grad_norm"}
-        if step in (3, 5):
-            required |= {"objective/kl_coef", "objective/kl", "objective/scores"}
-        assert required <= diffs.keys(), step
-        assert max(diffs.values()) <= 1e-6, (step, diffs)
-        print(
-            f"step {step}: max |weight diff| {weight_diff:.3g} (steps 3-6 moved {moved:.3g}, value head "
-            f"{head_moved:.3g}), metric diffs {diffs}"
-        )
+
+    def required(step):
+        keys = {"loss", "loss/ptx", "loss/policy_avg", "loss/value_avg", "learning_rate", "grad_norm"}
+        return keys | ({"objective/kl_coef", "objective/kl", "objective/scores"} if step in (3, 5) else set())
+
+    diffs = resume.assert_same_step_metrics(full, resumed, resumed_steps, required, atol=1e-6, ignore={"step_time"})
+    print(
+        f"max |weight diff| {weight_diff:.3g} (steps 3-6 moved {moved:.3g}, value head {head_moved:.3g}), "
+        f"metric diffs {diffs}"
+    )
 
 
 def test_resume_inside_a_generation_cycle_replays_the_buffered_rollouts(tiny_models, tok, tmp_path):
@@ -538,38 +526,36 @@ def test_resume_inside_a_generation_cycle_replays_the_buffered_rollouts(tiny_mod
     that every later generation came one optimizer step early (steps 2 and 4), and ended 0.026 away in weights.
     Now the checkpoint carries the buffer (per process) and the resumed run matches run A: no generation at step 2,
     the same completions at step 3, KL coefficient, step-2..4 metrics and weights (atol 1e-6, rtol 0, as above)."""
-    from rlhf_ext.testing.resume import CountSteps, StopAfterStep, max_abs_diffs, named_tensors, step_logs
+    from rlhf_ext.testing import resume
 
-    full = _resume_trainer(tiny_models, tok, tmp_path / "a", max_steps=4, save_steps=1)
-    full_seen = _record_resume_state(full)
-    full.train()
+    seen = {}
+    runs = resume.interrupt_and_resume(
+        lambda folder: _resume_trainer(tiny_models, tok, folder, max_steps=4, save_steps=1),
+        tmp_path,
+        stop_after=1,
+        prepare=lambda trainer: seen.setdefault(len(seen), _record_resume_state(trainer)),
+    )
+    full, resumed = runs.full, runs.resumed
+    full_seen, resumed_seen = seen[0], seen[1]
     assert set(full_seen["completions"]) == {1, 3}
     out = tmp_path / "a" / "out"
     assert (out / "checkpoint-1" / "rollout_buffer_0.pt").is_file()  # inside a cycle: the buffer is saved ...
     assert not (out / "checkpoint-2" / "rollout_buffer_0.pt").exists()  # ... at a cycle boundary there is none
-
-    interrupted = _resume_trainer(tiny_models, tok, tmp_path / "b", max_steps=4, save_steps=1)
-    interrupted.add_callback(StopAfterStep(1))
-    interrupted.train()
-    resumed = _resume_trainer(tiny_models, tok, tmp_path / "b", max_steps=4, save_steps=1)
-    resumed_seen = _record_resume_state(resumed)
-    counter = CountSteps()
-    resumed.add_callback(counter)
-    resumed.train(resume_from_checkpoint=str(tmp_path / "b" / "out" / "checkpoint-1"))
-    assert counter.steps == [2, 3, 4]
+    assert runs.steps_run == [2, 3, 4]
 
     assert set(resumed_seen["completions"]) == {3}  # step 2 replayed the buffered rollouts
     assert torch.equal(resumed_seen["completions"][3], full_seen["completions"][3])
     assert resumed.kl_ctl.value == full.kl_ctl.value and resumed.ptx_position == full.ptx_position == 4
-    expected, got = named_tensors(full.model), named_tensors(resumed.model)
-    assert expected.keys() == got.keys() and "v_head.weight" in expected
-    for name in expected:
-        torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=0, msg=name)
-    full_logs, resumed_logs = step_logs(full, [2, 3, 4]), step_logs(resumed, [2, 3, 4])
-    for step in (2, 3, 4):
-        diffs = max_abs_diffs(full_logs[step], resumed_logs[step], ignore={"step_time"})
-        assert {"loss", "loss/ptx", "loss/policy_avg"} <= diffs.keys()
-        assert max(diffs.values()) <= 1e-6, (step, diffs)
+    assert "v_head.weight" in resume.named_tensors(full.model)
+    resume.assert_same_weights(full.model, resumed.model, atol=1e-6)
+    resume.assert_same_step_metrics(
+        full,
+        resumed,
+        [2, 3, 4],
+        lambda step: {"loss", "loss/ptx", "loss/policy_avg"},
+        atol=1e-6,
+        ignore={"step_time"},
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------------

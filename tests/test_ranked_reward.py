@@ -399,7 +399,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tiny_models, tiny_toke
     state that the checkpoint stores exactly, so it should agree to the last bit; a real divergence (a skipped or
     repeated batch, a lost optimizer or scheduler state) moves weights by orders of magnitude more (steps 3-4 alone
     move them by > 1e-4, asserted below)."""
-    from rlhf_ext.testing.resume import CountSteps, StopAfterStep, max_abs_diffs, named_tensors, step_logs
+    from rlhf_ext.testing import resume
 
     data = count_ranked(12, seed=3)
     common = dict(
@@ -411,34 +411,18 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tiny_models, tiny_toke
         save_strategy="steps",
         save_steps=2,
     )
-    full = make_trainer(tiny_models, tiny_tokenizer, tmp_path / "a", data, **common)
-    full.train()
-
-    interrupted = make_trainer(tiny_models, tiny_tokenizer, tmp_path / "b", data, **common)
-    interrupted.add_callback(StopAfterStep(2))
-    interrupted.train()
-    checkpoint = tmp_path / "b" / "out" / "checkpoint-2"
-    assert interrupted.state.global_step == 2 and checkpoint.is_dir()
-    assert not (tmp_path / "b" / "out" / "checkpoint-4").exists()
-
-    resumed = make_trainer(tiny_models, tiny_tokenizer, tmp_path / "b", data, **common)
-    counter = CountSteps()
-    resumed.add_callback(counter)
-    resumed.train(resume_from_checkpoint=str(checkpoint))
-    assert counter.steps == [3, 4]  # only the remaining steps ran
-
-    expected, got = named_tensors(full.model), named_tensors(resumed.model)
-    assert expected.keys() == got.keys()
-    for name in expected:
-        torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=0, msg=name)
-    weight_diff = max((got[n] - expected[n]).abs().max().item() for n in expected)
-    at_checkpoint = named_tensors(interrupted.model)
-    moved = max((expected[n] - at_checkpoint[n]).abs().max().item() for n in expected)
+    runs = resume.interrupt_and_resume(
+        lambda folder: make_trainer(tiny_models, tiny_tokenizer, folder, data, **common), tmp_path, stop_after=2
+    )
+    assert runs.steps_run == [3, 4]  # only the remaining steps ran
+    weight_diff = resume.assert_same_weights(runs.full.model, runs.resumed.model, atol=1e-6)
+    moved = resume.max_weight_diff(resume.named_tensors(runs.full.model), resume.named_tensors(runs.interrupted.model))
     assert moved > 1e-4  # steps 3-4 changed the weights far beyond the tolerance
-
-    full_logs, resumed_logs = step_logs(full, [3, 4]), step_logs(resumed, [3, 4])
-    for step in (3, 4):
-        diffs = max_abs_diffs(full_logs[step], resumed_logs[step])
-        assert {"loss", "accuracy", "learning_rate", "grad_norm", "num_tokens"} <= diffs.keys()
-        assert max(diffs.values()) <= 1e-6, (step, diffs)
-        print(f"step {step}: max |weight diff| {weight_diff:.3g} (steps 3-4 moved {moved:.3g}), metric diffs {diffs}")
+    diffs = resume.assert_same_step_metrics(
+        runs.full,
+        runs.resumed,
+        [3, 4],
+        required=lambda step: {"loss", "accuracy", "learning_rate", "grad_norm", "num_tokens"},
+        atol=1e-6,
+    )
+    print(f"max |weight diff| {weight_diff:.3g} (steps 3-4 moved {moved:.3g}), metric diffs {diffs}")

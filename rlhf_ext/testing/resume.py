@@ -9,6 +9,11 @@ uninterrupted run, and the loop then exits. A *new* trainer object (fresh model 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from transformers import TrainerCallback
 
 # Keys of a per-step log row that do not describe the training itself.
@@ -61,4 +66,74 @@ def named_tensors(module) -> dict[str, object]:
     """Detached CPU copies of every parameter and buffer of ``module`` (parameters and buffers of a value head too)."""
     out = {name: p.detach().cpu().clone() for name, p in module.named_parameters()}
     out.update({f"buffer:{name}": b.detach().cpu().clone() for name, b in module.named_buffers()})
+    return out
+
+
+@dataclass
+class Runs:
+    full: Any  # trained uninterrupted
+    interrupted: Any  # stopped after the checkpoint
+    resumed: Any  # a new trainer, resumed from that checkpoint
+    steps_run: list[int]  # the optimizer steps the resumed trainer ran
+
+
+def interrupt_and_resume(
+    build: Callable[[Path], Any], root: Path, stop_after: int, prepare: Callable[[Any], Any] | None = None
+) -> Runs:
+    """Train ``build(root / "a")`` uninterrupted; train ``build(root / "b")`` and stop it after step ``stop_after``
+    (whose checkpoint must be due); resume a new ``build(root / "b")`` from ``<output_dir>/checkpoint-<stop_after>``.
+    ``prepare(trainer)`` runs on the full and the resumed trainer before they train (spies, callbacks)."""
+    full = build(root / "a")
+    if prepare:
+        prepare(full)
+    full.train()
+
+    interrupted = build(root / "b")
+    interrupted.add_callback(StopAfterStep(stop_after))
+    interrupted.train()
+    checkpoint = Path(interrupted.args.output_dir) / f"checkpoint-{stop_after}"
+    if interrupted.state.global_step != stop_after or not checkpoint.is_dir():
+        raise AssertionError(f"the interrupted run did not stop at step {stop_after} with {checkpoint} written")
+
+    resumed = build(root / "b")
+    if prepare:
+        prepare(resumed)
+    counter = CountSteps()
+    resumed.add_callback(counter)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    return Runs(full, interrupted, resumed, counter.steps)
+
+
+def max_weight_diff(a: dict, b: dict) -> float:
+    return max((a[n] - b[n]).abs().max().item() for n in a)
+
+
+def assert_same_weights(expected_model, got_model, atol: float) -> float:
+    """Every parameter and buffer of ``got_model`` equals ``expected_model``'s within ``atol``; returns the max diff."""
+    import torch
+
+    expected, got = named_tensors(expected_model), named_tensors(got_model)
+    if expected.keys() != got.keys():
+        raise AssertionError(f"parameter names differ: {sorted(expected.keys() ^ got.keys())}")
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], atol=atol, rtol=0, msg=name)
+    return max_weight_diff(got, expected)
+
+
+def assert_same_step_metrics(
+    full, resumed, steps: Iterable[int], required: Callable[[int], set[str]], atol: float, ignore=()
+) -> dict[int, dict[str, float]]:
+    """The log rows of ``steps`` hold the same keys in both runs, at least ``required(step)``, and agree within
+    ``atol``; returns the differences per step."""
+    steps = list(steps)
+    full_logs, resumed_logs = step_logs(full, steps), step_logs(resumed, steps)
+    out = {}
+    for step in steps:
+        diffs = max_abs_diffs(full_logs[step], resumed_logs[step], ignore=ignore)
+        missing = required(step) - diffs.keys()
+        if missing:
+            raise AssertionError(f"step {step}: metrics {sorted(missing)} were not logged")
+        if max(diffs.values()) > atol:
+            raise AssertionError(f"step {step}: metrics differ by more than {atol}: {diffs}")
+        out[step] = diffs
     return out
