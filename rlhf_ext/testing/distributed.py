@@ -3,9 +3,10 @@
 ``run_distributed(script, *args)`` launches ``script`` with
 ``accelerate launch --config_file recipes/accelerate_configs/cpu_2proc.yaml --main_process_port <free port>``, so
 every distributed test also checks the config file users are told to launch with. Each process gets
-``OMP_NUM_THREADS=1`` (two processes on a shared 2-core machine), the launcher runs in its own process group and the
-whole group is killed when ``timeout`` runs out. A failure raises ``AssertionError`` with the command and the tail of
-stderr (and of stdout).
+``OMP_NUM_THREADS=1`` (two processes on a shared 2-core machine), the launcher runs in its own process group,
+and that group and every process below the launcher are killed when ``timeout`` runs out (a hung collective fails
+the test instead of hanging it). A failure raises ``AssertionError`` with the command and the tail of stderr (and
+of stdout).
 
 Scripts must tear the process group down before they exit: left to the interpreter's shutdown, gloo's threads can
 abort a rank ("terminate called without an active exception") after all the work is done, which failed CI once.
@@ -28,6 +29,36 @@ CPU_2PROC_CONFIG = REPO_ROOT / "recipes" / "accelerate_configs" / "cpu_2proc.yam
 _TEARDOWN_MARKERS = ("teardown(", "destroy_process_group(")
 _PORT_IN_USE = ("address already in use", "eaddrinuse")
 _ERROR_LINE = re.compile(r"\w*(Error|Exception)\b:|terminate called|what\(\):|Signal \d+ \(SIG")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc; empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL the launcher's process group and every descendant: torch's elastic agent starts the workers in
+    sessions of their own, so killing the group alone left hung workers alive, holding the output pipes open."""
+    descendants = _descendants(pid)
+    for target in (pid, *descendants):
+        try:
+            os.killpg(target, signal.SIGKILL) if target == pid else os.kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def free_port() -> int:
@@ -119,7 +150,7 @@ def run_distributed(
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _kill_tree(proc.pid)
             stdout, stderr = proc.communicate()
             raise AssertionError(
                 f"timed out after {timeout:.0f} s: {' '.join(command)}\n--- stderr (tail) ---\n"
