@@ -215,3 +215,16 @@ def test_ppo_trainer_stops_on_a_nan_ptx_loss(tiny_models, tiny_tokenizer, tmp_pa
 
     trainer.ptx_nll_sum = poisoned
     run_until_error(trainer, tmp_path, "'ptx' loss at optimizer step 3")
+
+
+def test_ddp_processes_stop_together_when_one_rank_goes_non_finite(tiny_models, tmp_path):
+    """Rank 1 alone gets NaN rewards at step 2: both ranks raise naming step 2 (rank 0 from the all-reduced flag)
+    instead of rank 0 waiting forever in the gradient all-reduce; the timeout turns a hang into a failure."""
+    from rlhf_ext.testing.distributed import run_distributed
+
+    worker = Path(__file__).with_name("nonfinite_ddp_worker.py")
+    run_distributed(worker, tiny_models.tokenizer, tiny_models.reward_model, tmp_path, timeout=180)
+    rank0, rank1 = ((tmp_path / f"rank{r}.txt").read_text() for r in (0, 1))
+    for message in (rank0, rank1):
+        assert "Non-finite 'pairwise' loss at optimizer step 2" in message
+    assert "pairwise=nan" in rank1 and "pairwise=nan" not in rank0  # rank 0's own value was finite
