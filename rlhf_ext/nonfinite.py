@@ -17,27 +17,17 @@ so all processes stop together instead of the healthy ones waiting forever in th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import torch
+
+from .checkpoints import last_checkpoint
 
 __all__ = ["NonFiniteLossError", "check_finite"]
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term is NaN or infinite; training stopped before the optimizer step that would have used it."""
-
-
-def _last_checkpoint(output_dir: str | None) -> str | None:
-    if not output_dir or not os.path.isdir(output_dir):
-        return None
-    steps = []
-    for name in os.listdir(output_dir):
-        prefix, _, number = name.partition("-")
-        if prefix == "checkpoint" and number.isdigit() and os.path.isdir(os.path.join(output_dir, name)):
-            steps.append(int(number))
-    return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
 
 
 def check_finite(trainer, terms: Mapping[str, torch.Tensor | float]) -> None:
@@ -60,7 +50,7 @@ def check_finite(trainer, terms: Mapping[str, torch.Tensor | float]) -> None:
     local = {name: float(s) for name, s in zip(terms, sums, strict=True)}
     shown = ", ".join(f"{name}={local[name]}" for name in names)
     step = trainer.state.global_step + 1
-    last = _last_checkpoint(trainer.args.output_dir)
+    last = last_checkpoint(trainer.args.output_dir)
     kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been written yet"
     raise NonFiniteLossError(
         f"Non-finite {' and '.join(repr(n) for n in names)} loss at optimizer step {step} (on this process: {shown}); "

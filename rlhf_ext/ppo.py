@@ -38,6 +38,7 @@ from torch import nn
 from trl import GRPOConfig, GRPOTrainer
 
 from .cards import CardMixin
+from .checkpoints import checkpoint_dir
 from .kl_controllers import AdaptiveKLController, FixedKLController
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 from .nonfinite import check_finite
@@ -390,9 +391,7 @@ class KLControlAndPtxMixin:
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
-        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        folder = checkpoint_dir(self, trial)
         if self.args.should_save:
             with open(os.path.join(folder, PPO_STATE_FILE), "w") as f:
                 json.dump(self.ppo_state_dict(), f)

@@ -28,6 +28,7 @@ from trl.data_utils import _tokenize, get_dataset_column_names, is_conversationa
 from trl.trainer.utils import pad
 
 from rlhf_ext.cards import CardMixin
+from rlhf_ext.checkpoints import checkpoint_dir
 from rlhf_ext.nonfinite import check_finite
 from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset, validate_ranked_row
 
@@ -423,12 +424,7 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
-            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-            folder = os.path.join(
-                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            )
-            with open(os.path.join(folder, RANKED_REWARD_STATE_FILE), "w") as f:
+            with open(os.path.join(checkpoint_dir(self, trial), RANKED_REWARD_STATE_FILE), "w") as f:
                 json.dump({"total_train_tokens": int(self._total_train_tokens)}, f)
 
     def _load_optimizer_and_scheduler(self, checkpoint):  # runs only when resuming
