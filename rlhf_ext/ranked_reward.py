@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,7 @@ from trl.data_utils import _tokenize, get_dataset_column_names, is_conversationa
 from trl.trainer.utils import pad
 
 from rlhf_ext.cards import CardMixin
-from rlhf_ext.checkpoints import checkpoint_dir
+from rlhf_ext.checkpoints import read_checkpoint_state, write_checkpoint_state
 from rlhf_ext.nonfinite import check_finite
 from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset, validate_ranked_row
 
@@ -37,8 +36,6 @@ logger = logging.getLogger(__name__)
 PAIR_WEIGHTINGS = ("prompt", "pair")
 # Rows of an IterableDataset checked in __init__; the rest are checked as they stream (an error then stops training).
 _ITERABLE_VALIDATION_ROWS = 100
-# Trainer state that checkpoints of the parent do not hold, written next to them (see _save_checkpoint).
-RANKED_REWARD_STATE_FILE = "ranked_reward_state.json"
 
 
 @dataclass
@@ -418,21 +415,18 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
     # Checkpoints
     # ----------------------------------------------------------------------------------------------------------
 
-    # The running token count behind the logged `num_tokens` lives in a trainer attribute (`_total_train_tokens`, as
-    # in trl.RewardTrainer) that the Trainer's checkpoint does not hold: a resumed run restarted it from 0 and logged
-    # counts that disagreed with an uninterrupted run. Save it with each checkpoint and restore it on resume.
+    # The running token count behind the logged `num_tokens` lives in a trainer attribute (`_total_train_tokens`, as in
+    # trl.RewardTrainer) that the Trainer's checkpoint does not hold: it goes into each checkpoint so that a resumed run
+    # logs the counts of an uninterrupted one.
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
-        if self.args.should_save:
-            with open(os.path.join(checkpoint_dir(self, trial), RANKED_REWARD_STATE_FILE), "w") as f:
-                json.dump({"total_train_tokens": int(self._total_train_tokens)}, f)
+        write_checkpoint_state(self, trial, "ranked_reward", {"total_train_tokens": int(self._total_train_tokens)})
 
     def _load_optimizer_and_scheduler(self, checkpoint):  # runs only when resuming
         super()._load_optimizer_and_scheduler(checkpoint)
-        path = os.path.join(checkpoint, RANKED_REWARD_STATE_FILE) if checkpoint is not None else None
-        if path is not None and os.path.isfile(path):
-            with open(path) as f:
-                self._total_train_tokens = int(json.load(f)["total_train_tokens"])
+        state = read_checkpoint_state(checkpoint, "ranked_reward")
+        if state is not None:
+            self._total_train_tokens = int(state["total_train_tokens"])
 
     def _log_ranking_metrics(self, mode, rewards, diff, ranking, num_prompts):
         metrics, gather = self._metrics[mode], self.accelerator.gather_for_metrics
