@@ -11,9 +11,9 @@ everything for accelerate/DeepSpeed, logs, checkpoints and writes model cards. W
 - GAE(gamma, lambda) advantages and returns, optional reward and advantage whitening;
 - PPO's clipped surrogate (per-token ratio) plus a clipped value loss weighted by ``vf_coef``, for
   ``num_ppo_epochs`` passes over minibatches of each batch (reshuffled every epoch);
-- Ziegler et al.'s adaptive KL controller (``kl_target``), or a fixed coefficient;
-- InstructGPT's pretraining mixture: each optimizer step adds ``ptx_coef`` times the language-model loss of one
-  batch of ``ptx_dataset`` (drawn once per optimizer step and split across gradient-accumulation micro-steps).
+- Ziegler et al.'s adaptive KL controller (``kl_target``) or a fixed coefficient, and InstructGPT's pretraining
+  mixture (``ptx_coef`` times the language-model loss of one ``ptx_dataset`` batch per optimizer step), both from
+  ``rlhf_ext.kl_and_ptx``, which ``RLOOTrainer`` shares.
 
 The pure loss functions (``gae``, ``whiten``, ``masked_mean``, ``kl_penalty``, ``clipped_policy_loss``,
 ``clipped_value_loss``) live in ``rlhf_ext.losses`` with the library's other losses and are tested against hand
@@ -23,34 +23,23 @@ computations; they are importable from here too.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 import textwrap
-import warnings
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from trl import GRPOConfig, GRPOTrainer
 
 from .cards import CardMixin
-from .checkpoints import checkpoint_dir
-from .kl_controllers import AdaptiveKLController, FixedKLController
+from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 from .nonfinite import check_finite
 from .ranked_data import validate_trainer_prompts
 from .value_head import add_value_head, load_value_head, save_value_head
 
 logger = logging.getLogger(__name__)
-
-PPO_STATE_FILE = "ppo_state.json"
-# Rollouts buffered for the rest of a generation cycle, one file per process (see KLControlAndPtxMixin).
-ROLLOUT_BUFFER_FILE = "rollout_buffer_{rank}.pt"
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Config
@@ -243,185 +232,6 @@ class PPOConfig(GRPOConfig):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class KLControlAndPtxMixin:
-    """Adaptive/fixed KL coefficient and InstructGPT's pretraining mixture for TRL's on-policy trainers.
-
-    Mixed in before ``trl.GRPOTrainer`` / ``trl.RLOOTrainer``. Provides ``kl_ctl``, ``ptx_position``, one pretraining
-    batch per optimizer step added in ``training_step``, and both saved to ``checkpoint-N/ppo_state.json``; a checkpoint
-    inside a generation cycle also holds the buffered rollouts (``rollout_buffer_<rank>.pt``), so resuming replays them.
-    """
-
-    def _init_kl_and_ptx(self, kl_coef, args, ptx_dataset):
-        if args.kl_target is not None:
-            self.kl_ctl = AdaptiveKLController(kl_coef, args.kl_target, args.kl_horizon)
-        else:
-            self.kl_ctl = FixedKLController(kl_coef)
-        self.ptx_position = 0
-        self._ptx_batch = None
-        self._ptx_batch_step = None
-        self._ptx_micro = 0
-        self._ptx_nll_sum = 0.0
-        self._ptx_rows = None
-        if args.ptx_coef > 0:
-            if getattr(self, "is_deepspeed_enabled", False):
-                raise ValueError(
-                    "`ptx_coef` > 0 is not supported with DeepSpeed yet: DeepSpeed counts backward calls for its own "
-                    "gradient accumulation, and the pretraining loss adds one per micro-step."
-                )
-            self._ptx_rows = self._tokenize_ptx(ptx_dataset)
-        elif ptx_dataset is not None:
-            warnings.warn("ptx_dataset is ignored because ptx_coef is 0.", stacklevel=3)
-
-    @staticmethod
-    def _validate_ptx(args, ptx_dataset):
-        if args.ptx_coef > 0:
-            if ptx_dataset is None:
-                raise ValueError("`ptx_coef` > 0 needs a `ptx_dataset` (a dataset with a `text` column).")
-            ptx_columns = getattr(ptx_dataset, "column_names", None)
-            if ptx_columns is None or "text" not in ptx_columns:
-                raise ValueError(f"`ptx_dataset` must have a `text` column; it has {ptx_columns}.")
-            if len(ptx_dataset) == 0:
-                raise ValueError("`ptx_dataset` is empty.")
-
-    def _tokenize_ptx(self, dataset) -> list[list[int]]:
-        tok = self._tokenizer
-        rows = []
-        for text in dataset["text"]:
-            ids = tok(text, add_special_tokens=False, truncation=True, max_length=self.args.ptx_max_length)[
-                "input_ids"
-            ]
-            if len(ids) >= 2:  # a one-token text has no next-token target
-                rows.append(ids)
-        if not rows:
-            raise ValueError("`ptx_dataset` has no text of two tokens or more.")
-        return rows
-
-    @property
-    def ptx_batch_size(self) -> int:
-        if self.args.ptx_batch_size is not None:
-            return self.args.ptx_batch_size
-        return self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
-
-    def _ptx_indices(self, position: int) -> list[int]:
-        """Row indices of pretraining batch number ``position`` for this process."""
-        n = len(self._ptx_rows)
-        world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        per_global = self.ptx_batch_size * world
-        start = position * per_global + rank * self.ptx_batch_size
-        indices = []
-        for k in range(start, start + self.ptx_batch_size):
-            epoch, offset = divmod(k, n)
-            generator = torch.Generator().manual_seed(self.args.seed + epoch)
-            indices.append(int(torch.randperm(n, generator=generator)[offset]))
-        return indices
-
-    def draw_ptx_batch(self) -> dict[str, torch.Tensor]:
-        """The next pretraining batch (advances ``ptx_position``): right-padded ``input_ids`` and ``attention_mask``."""
-        rows = [self._ptx_rows[i] for i in self._ptx_indices(self.ptx_position)]
-        self.ptx_position += 1
-        width = max(len(r) for r in rows)
-        pad = self._tokenizer.pad_token_id
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = torch.tensor(row)
-            attention_mask[i, : len(row)] = 1
-        device = self.accelerator.device
-        return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
-
-    def ptx_nll_sum(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Summed next-token NLL of ``batch`` from the plain forward (untempered logits, not the sampling head)."""
-        with self.accelerator.autocast():
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logits = logits[:, :-1].float()
-        targets = batch["input_ids"][:, 1:]
-        target_mask = batch["attention_mask"][:, 1:].to(logits.dtype)
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        return (nll.view_as(targets) * target_mask).sum()
-
-    def _ptx_micro_step(self, model) -> torch.Tensor:
-        """Add this micro-step's share of ``ptx_coef * LM loss`` of the current optimizer step's batch (backward)."""
-        n_micro = max(1, int(self.current_gradient_accumulation_steps))
-        if self._ptx_batch is None or self._ptx_batch_step != self.state.global_step:
-            self._ptx_batch = self.draw_ptx_batch()
-            self._ptx_batch_step = self.state.global_step
-            self._ptx_micro = 0
-            self._ptx_nll_sum = 0.0
-        batch = self._ptx_batch
-        chunks = torch.arange(batch["input_ids"].size(0)).tensor_split(n_micro)
-        rows = chunks[min(self._ptx_micro, n_micro - 1)] if self._ptx_micro < n_micro else chunks[0][:0]
-        self._ptx_micro += 1
-        if len(rows) == 0:
-            return torch.zeros((), device=self.accelerator.device)
-        # The whole batch's token count normalises every chunk, so the chunks sum to exactly the batch's mean NLL.
-        n_tokens = batch["attention_mask"][:, 1:].sum().clamp(min=1)
-        chunk = {k: v[rows] for k, v in batch.items()}
-        nll_sum = self.ptx_nll_sum(model, chunk)
-        check_finite(self, {"ptx": nll_sum})
-        loss = self.args.ptx_coef * nll_sum / n_tokens
-        self.accelerator.backward(loss)
-        self._ptx_nll_sum += float(nll_sum.detach() / n_tokens)
-        if self._ptx_micro == n_micro:
-            value = torch.tensor(self._ptx_nll_sum, device=self.accelerator.device)
-            self._metrics["train"]["loss/ptx"].append(self.accelerator.gather(value).mean().item())
-        return loss.detach()
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        ptx_loss = None
-        if self._ptx_rows is not None:  # training_step only runs in training
-            # The pretraining forward/backward runs first and never synchronises: its gradient accumulates locally and
-            # is all-reduced together with the RL loss's by that micro-step's backward (DDP allows one synchronising
-            # backward per forward; a second backward on the sync step would mark parameters ready twice).
-            model.train()  # as Trainer.training_step does; the first call can come before it
-            with self.accelerator.no_sync(model):
-                ptx_loss = self._ptx_micro_step(model)
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if ptx_loss is not None:
-            loss = loss + ptx_loss.to(loss.device)
-        return loss
-
-    # Checkpointed state: the KL controller and the pretraining data position
-    def ppo_state_dict(self) -> dict[str, Any]:
-        return {"kl_ctl": self.kl_ctl.state_dict(), "ptx_position": self.ptx_position}
-
-    def load_ppo_state_dict(self, state: dict[str, Any]) -> None:
-        self.kl_ctl.load_state_dict(state["kl_ctl"])
-        self.ptx_position = int(state["ptx_position"])
-        self._ptx_batch = None
-
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        folder = checkpoint_dir(self, trial)
-        if self.args.should_save:
-            with open(os.path.join(folder, PPO_STATE_FILE), "w") as f:
-                json.dump(self.ppo_state_dict(), f)
-        # GRPO/RLOO sample one generation batch every `steps_per_generation * num_iterations` micro-steps and replay it
-        # from `_buffered_inputs` in between; neither the buffer nor the micro-step counter `_step` is checkpointed. A
-        # run resumed from a checkpoint inside such a cycle therefore sampled fresh rollouts from the updated policy
-        # (and moved the KL controller once more) where the uninterrupted run replays the buffered ones, and its
-        # restarted `_step` shifted every later generation. Save both when the checkpoint falls inside a cycle; each
-        # process buffers its own rows, so each writes its own file.
-        generate_every = self.args.steps_per_generation * self.num_iterations
-        if self._buffered_inputs is not None and self._step % generate_every != 0:
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, ROLLOUT_BUFFER_FILE.format(rank=self.accelerator.process_index))
-            torch.save({"step": self._step, "buffered_inputs": self._buffered_inputs}, path)
-
-    def _load_optimizer_and_scheduler(self, checkpoint):
-        super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is None:
-            return
-        path = os.path.join(checkpoint, PPO_STATE_FILE)
-        if os.path.exists(path):
-            with open(path) as f:
-                self.load_ppo_state_dict(json.load(f))
-        path = os.path.join(checkpoint, ROLLOUT_BUFFER_FILE.format(rank=self.accelerator.process_index))
-        if os.path.exists(path):  # the checkpoint fell inside a generation cycle: replay its rollouts, as unresumed
-            saved = torch.load(path, map_location=self.accelerator.device, weights_only=True)
-            self._step = int(saved["step"])
-            self._buffered_inputs = saved["buffered_inputs"]
-
-
 class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
     """PPO (Ziegler et al. 2019; InstructGPT's PPO-ptx) as a subclass of ``trl.GRPOTrainer``.
 
@@ -581,7 +391,7 @@ class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
                     f"`reward_funcs[{i}]` must be a reward model with a scalar head (num_labels=1); it has "
                     f"num_labels={num_labels}."
                 )
-        KLControlAndPtxMixin._validate_ptx(args, ptx_dataset)
+        validate_ptx_dataset(args, ptx_dataset)
 
     @staticmethod
     def _inner_causal_lm(model: nn.Module) -> nn.Module:

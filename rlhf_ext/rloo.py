@@ -1,14 +1,15 @@
 """RLOO with Ziegler et al.'s adaptive KL coefficient and InstructGPT's pretraining mixture.
 
 ``rlhf_ext.RLOOTrainer`` is ``trl.RLOOTrainer`` plus the two pieces ``rlhf_ext.PPOTrainer`` adds (shared through
-``rlhf_ext.ppo.KLControlAndPtxMixin``):
+``rlhf_ext.kl_and_ptx.KLControlAndPtxMixin``):
 
 - ``kl_target`` / ``kl_horizon``: RLOO's ``beta`` (its sequence-level penalty ``reward - beta * sum_t KL_t``) becomes
   the initial value of an :class:`~rlhf_ext.AdaptiveKLController`, updated after each batch with the mean over
   sequences of the summed k1 KL (RLOO's own estimator) and the batch's episode count, across processes;
 - ``ptx_coef`` / ``ptx_dataset``: each optimizer step adds ``ptx_coef`` times the LM loss of one pretraining batch.
 
-Both states are saved in ``checkpoint-N/ppo_state.json`` and restored on resume. Everything else is TRL's RLOO.
+Both states are saved in every checkpoint (``rlhf_ext_state.json``) and restored on resume. Everything else is TRL's
+RLOO.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import trl
 
 from .cards import CardMixin
-from .ppo import KLControlAndPtxMixin
+from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
 from .ranked_data import validate_trainer_prompts
 
 
@@ -95,7 +96,7 @@ class RLOOTrainer(CardMixin, KLControlAndPtxMixin, trl.RLOOTrainer):
             args = RLOOConfig(f"{str(name).rstrip('/').split('/')[-1]}-RLOO")
         if not isinstance(args, RLOOConfig):
             raise ValueError(f"`args` must be an rlhf_ext.RLOOConfig, got {type(args).__name__}.")
-        self._validate_ptx(args, ptx_dataset)
+        validate_ptx_dataset(args, ptx_dataset)
         validate_trainer_prompts(
             pos[0] if pos else kwargs.get("train_dataset"), pos[1] if len(pos) > 1 else kwargs.get("eval_dataset")
         )

@@ -360,17 +360,23 @@ def test_saved_model_has_no_value_head_and_loads_in_transformers(tiny_models, to
     assert "PPO" in card and "1909.08593" in card and "kl_coef" in card
 
 
-def test_checkpoint_restores_kl_coef_ptx_position_and_value_head(tiny_models, tok, tmp_path):
+@pytest.mark.parametrize("released_format", [False, True])
+def test_checkpoint_restores_kl_coef_ptx_position_and_value_head(tiny_models, tok, tmp_path, released_format):
+    """``released_format``: the checkpoint's state is rewritten as rlhf_ext 0.1.0.dev0 wrote it (ppo_state.json)."""
     common = dict(
         kl_coef=0.1, kl_target=0.01, kl_horizon=20, ptx_coef=0.5, ptx_batch_size=2, save_strategy="steps", save_steps=2
     )
     trainer = make_trainer(tiny_models, tok, make_args(tmp_path, max_steps=2, **common), ptx_dataset=PTX)
     trainer.train()
     ckpt = tmp_path / "out" / "checkpoint-2"
-    state = json.loads((ckpt / "ppo_state.json").read_text())
-    assert state["ptx_position"] == 2
-    assert state["kl_ctl"]["value"] == pytest.approx(trainer.kl_ctl.value)
-    assert state["kl_ctl"]["value"] != 0.1  # the controller moved
+    state = json.loads((ckpt / "rlhf_ext_state.json").read_text())
+    assert state["ptx"]["position"] == 2
+    assert state["kl_controller"]["value"] == pytest.approx(trainer.kl_ctl.value)
+    assert state["kl_controller"]["value"] != 0.1  # the controller moved
+    if released_format:
+        old = {"kl_ctl": state["kl_controller"], "ptx_position": state["ptx"]["position"]}
+        (ckpt / "ppo_state.json").write_text(json.dumps(old))
+        (ckpt / "rlhf_ext_state.json").unlink()
     saved_head = trainer.model.v_head.weight.detach().clone()
 
     resumed = make_trainer(tiny_models, tok, make_args(tmp_path, max_steps=3, **common), ptx_dataset=PTX)
@@ -384,11 +390,11 @@ def test_checkpoint_restores_kl_coef_ptx_position_and_value_head(tiny_models, to
 
     resumed._load_optimizer_and_scheduler = spy_load
     resumed.train(resume_from_checkpoint=str(ckpt))
-    assert seen["kl"] == pytest.approx(state["kl_ctl"]["value"])
+    assert seen["kl"] == pytest.approx(state["kl_controller"]["value"])
     assert seen["ptx"] == 2
     assert torch.equal(seen["head"], saved_head)
     step3 = next(row for row in resumed.state.log_history if row.get("step") == 3 and "objective/kl_coef" in row)
-    assert step3["objective/kl_coef"] == pytest.approx(state["kl_ctl"]["value"])
+    assert step3["objective/kl_coef"] == pytest.approx(state["kl_controller"]["value"])
     assert resumed.ptx_position == 3
 
 
@@ -805,8 +811,8 @@ def test_rloo_adaptive_kl_and_ptx(tiny_models, tok, tmp_path):
     for (current, _, before), after in zip(updates, betas[1:]):
         assert (after > before) == (current > 0.01)
     assert draws == [0, 1, 2] and trainer.ptx_position == 3
-    state = json.loads((tmp_path / "rloo" / "checkpoint-3" / "ppo_state.json").read_text())
-    assert state == {"kl_ctl": trainer.kl_ctl.state_dict(), "ptx_position": 3}
+    state = json.loads((tmp_path / "rloo" / "checkpoint-3" / "rlhf_ext_state.json").read_text())
+    assert state == {"kl_controller": trainer.kl_ctl.state_dict(), "ptx": {"position": 3}}
     with pytest.raises(ValueError, match="ptx_dataset"):
         RLOOTrainer(model=str(tiny_models.causal_lm), reward_funcs=constant_reward, args=args, train_dataset=PROMPTS)
 
