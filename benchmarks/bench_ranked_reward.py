@@ -52,7 +52,7 @@ def _speed_child(spec: dict) -> dict:
     from trl import RewardConfig, RewardTrainer
 
     from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
-    from rlhf_ext.ranked_data import ranked_pairs
+    from rlhf_ext.data.ranking import ranked_pairs
 
     tok = AutoTokenizer.from_pretrained(spec["tokenizer"])
     cfg = LlamaConfig(
@@ -194,7 +194,7 @@ def speed(args, tokenizer_path):
 def heldout_accuracy(model, tok, rows):
     import torch
 
-    from rlhf_ext.ranked_data import ranked_pairs
+    from rlhf_ext.data.ranking import ranked_pairs
 
     model.eval()
     correct = total = 0
@@ -218,7 +218,7 @@ def learning(args, paths):
     from trl import RewardConfig, RewardTrainer
 
     from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
-    from rlhf_ext.ranked_data import ranked_pairs
+    from rlhf_ext.data.ranking import ranked_pairs
 
     tok = AutoTokenizer.from_pretrained(paths.tokenizer)
     k = args.acc_k

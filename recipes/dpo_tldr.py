@@ -7,7 +7,7 @@
 DPO needs no reward model and no sampling: -log sigmoid(beta * [(log pi - log pi_ref)(y_w) - (log pi - log
 pi_ref)(y_l)]) on each comparison, with the SFT model as pi_ref. ``trl.DPOTrainer`` does the work; this
 recipe feeds it the same comparisons the reward model learnt from. Ranked offline labels become pairs
-with ``rlhf_ext.ranked_data.ranked_to_pairs``: ``pairing: all`` gives every ranked pair (6 per article for
+with ``rlhf_ext.data.ranking.ranked_to_pairs``: ``pairing: all`` gives every ranked pair (6 per article for
 K = 4), ``best_vs_worst`` one pair per article (the offline config uses it to fit 2 CPU cores; say so when
 comparing). Over-trained DPO is known to degenerate into repeated text: evaluate_summaries.py measures it.
 """
@@ -26,8 +26,8 @@ from sft_tldr import lora_config  # noqa: E402
 
 from rlhf_ext.cards import CardMixin  # noqa: E402
 from rlhf_ext.continuation import load_policy  # noqa: E402
+from rlhf_ext.data.ranking import PAIRINGS, ranked_to_pairs  # noqa: E402
 from rlhf_ext.export import save_policy  # noqa: E402
-from rlhf_ext.ranked_data import PAIRINGS, ranked_to_pairs  # noqa: E402
 from rlhf_ext.summarization import preference_dataset  # noqa: E402
 
 # ----------------------------------------------------------------------------- hyperparameters

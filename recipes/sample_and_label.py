@@ -25,7 +25,7 @@ import torch
 from trl import TrlParser
 
 from rlhf_ext.continuation import load_policy, prompt_dataset
-from rlhf_ext.ranked_data import ranks_from_scores
+from rlhf_ext.data.ranking import ranks_from_scores
 from rlhf_ext.sampling import sample_completions
 
 # ----------------------------------------------------------------------------- hyperparameters

@@ -24,7 +24,7 @@ negative logps). The batch loss is the mean over prompts. What differs from TRL'
 - **SFT term** (``sft_target``): ``"prompt_and_completion"`` (default, TRL's: cross-entropy over every non-padding
   token of the chosen sequence, prompt included) or ``"completion"`` (the paper's Eq. 2: NLL of the chosen response
   tokens only). The default keeps this class a drop-in, numerically identical replacement for TRL's trainer.
-- Bad rows raise ``ValueError`` naming the row in ``__init__`` (``rlhf_ext.ranked_data.validate_ranked_dataset``).
+- Bad rows raise ``ValueError`` naming the row in ``__init__`` (``rlhf_ext.data.validation.validate_ranked_dataset``).
 - Decoder-only models only (TRL's trainer also handles encoder-decoders).
 
 Logged metrics (train and ``eval_``) are TRL's: ``rewards/chosen``, ``rewards/rejected`` (``beta * logp``),
@@ -58,9 +58,10 @@ from trl.data_utils import apply_chat_template, is_conversational, maybe_apply_c
 from trl.trainer.utils import pad, selective_log_softmax
 
 from rlhf_ext.cards import CardMixin
+from rlhf_ext.data.ranking import ranked_pairs, to_ranked
+from rlhf_ext.data.validation import validate_ranked_dataset
 from rlhf_ext.losses import ODDS_RATIO_EPS, log_odds, odds_ratio_loss
 from rlhf_ext.nonfinite import check_finite
-from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset
 
 logger = logging.getLogger(__name__)
 

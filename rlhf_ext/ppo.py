@@ -33,10 +33,10 @@ from torch import nn
 from trl import GRPOConfig, GRPOTrainer
 
 from .cards import CardMixin
+from .data.validation import validate_trainer_prompts
 from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 from .nonfinite import check_finite
-from .ranked_data import validate_trainer_prompts
 from .value_head import add_value_head, load_value_head, save_value_head
 
 logger = logging.getLogger(__name__)

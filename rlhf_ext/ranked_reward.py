@@ -28,8 +28,9 @@ from trl.trainer.utils import pad
 
 from rlhf_ext.cards import CardMixin
 from rlhf_ext.checkpoints import read_checkpoint_state, write_checkpoint_state
+from rlhf_ext.data.ranking import ranked_pairs, to_ranked
+from rlhf_ext.data.validation import is_integer, validate_ranked_dataset, validate_ranked_row
 from rlhf_ext.nonfinite import check_finite
-from rlhf_ext.ranked_data import ranked_pairs, to_ranked, validate_ranked_dataset, validate_ranked_row
 
 logger = logging.getLogger(__name__)
 
@@ -468,8 +469,6 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
 
 def _validate_tokenized(rows, name: str) -> None:
     """Checks of already tokenized rows (`completions_ids`/`ranks`, or TRL's `chosen_ids`/`rejected_ids`)."""
-    from rlhf_ext.ranked_data import _is_integer
-
     for index, row in enumerate(rows):
         if "completions_ids" not in row:
             if not row.get("chosen_ids") or not row.get("rejected_ids"):
@@ -485,7 +484,7 @@ def _validate_tokenized(rows, name: str) -> None:
             raise ValueError(f"{where}: a completion is empty.")
         if len(ranks) != len(ids):
             raise ValueError(f"{where}: 'ranks' has {len(ranks)} entries but 'completions_ids' has {len(ids)}.")
-        if not all(_is_integer(r) for r in ranks):
+        if not all(is_integer(r) for r in ranks):
             raise ValueError(f"{where}: ranks must be integers (not bool or float), got {ranks!r}.")
         if len(set(ranks)) < 2:
             raise ValueError(f"{where}: all {len(ranks)} completions are tied (ranks {list(ranks)}).")

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import trl
 
 from .cards import CardMixin
+from .data.validation import validate_trainer_prompts
 from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
-from .ranked_data import validate_trainer_prompts
 
 
 @dataclass

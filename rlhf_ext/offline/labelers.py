@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..ranked_data import ranks_from_scores
+from ..data.ranking import ranks_from_scores
 from .assets import INSTALL_HINT, OfflineAssetMissing
 
 __all__ = [

@@ -1,0 +1,9 @@
+"""Preference and prompt data for rlhf_ext's trainers, one module per purpose.
+
+- :mod:`~rlhf_ext.data.formats`: what a ranked row and a pairwise row are, and how a pair reads as a ranked row;
+- :mod:`~rlhf_ext.data.validation`: checks of ranked, pairwise and prompt rows that name the row and the problem;
+- :mod:`~rlhf_ext.data.ranking`: comparison pairs, ranks from scores, conversions between the formats;
+- :mod:`~rlhf_ext.data.sources`: converters from public datasets (lm-human-preferences, UltraFeedback, Nectar, OASST).
+
+``rlhf_ext.ranked_data`` re-exports the public names of all four, the import path of earlier releases.
+"""
