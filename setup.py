@@ -47,11 +47,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # The card templates live in the top-level model_cards/ folder and install as rlhf_ext.model_cards.
-    packages=find_packages(include=["rlhf_ext", "rlhf_ext.*"]) + ["rlhf_ext.model_cards"],
-    package_dir={"rlhf_ext.model_cards": "model_cards"},
-    # Local `evaluate` metric modules are scripts in plain folders (evaluate loads them by path).
-    package_data={"rlhf_ext": ["py.typed", "metrics/*/*.py"], "rlhf_ext.model_cards": ["*.md"]},
+    packages=find_packages(include=["rlhf_ext", "rlhf_ext.*"]),
+    # Card templates (Jinja, rendered by rlhf_ext.cards) and local `evaluate` metric modules, which are scripts in
+    # plain folders that evaluate loads by path.
+    package_data={"rlhf_ext": ["py.typed", "templates/*.md", "metrics/*/*.py"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     classifiers=[

@@ -24,7 +24,7 @@ from trl import DPOTrainer as TRLDPOTrainer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sft_tldr import lora_config  # noqa: E402
 
-from rlhf_ext.cards import CardMixin  # noqa: E402
+from rlhf_ext.base_trainer import TrainerMixin  # noqa: E402
 from rlhf_ext.continuation import load_policy  # noqa: E402
 from rlhf_ext.data.ranking import PAIRINGS, ranked_to_pairs  # noqa: E402
 from rlhf_ext.export import save_policy  # noqa: E402
@@ -55,13 +55,13 @@ class SummaryDPOArgs:
     )
 
 
-class DPOTrainer(CardMixin, TRLDPOTrainer):
+class DPOTrainer(TrainerMixin, TRLDPOTrainer):
     """``trl.DPOTrainer`` with rlhf_ext's model card."""
 
     _card_method = "DPO (direct preference optimisation against the SFT reference)"
     _card_citations = ("dpo", "trl")
     _card_curves = ("loss", "rewards/accuracies", "rewards/margins")
-    _card_hyperparameters = CardMixin._card_hyperparameters + ("beta", "max_length")
+    _card_hyperparameters = TrainerMixin._card_hyperparameters + ("beta", "max_length")
 
 
 # ----------------------------------------------------------------------------- main

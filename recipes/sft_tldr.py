@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from trl import SFTConfig, TrlParser
 from trl import SFTTrainer as TRLSFTTrainer
 
-from rlhf_ext.cards import CardMixin
+from rlhf_ext.base_trainer import TrainerMixin
 from rlhf_ext.continuation import load_policy
 from rlhf_ext.export import save_policy
 from rlhf_ext.summarization import summarization_dataset
@@ -59,7 +59,7 @@ class SFTRecipeArgs:
     )
 
 
-class SFTTrainer(CardMixin, TRLSFTTrainer):
+class SFTTrainer(TrainerMixin, TRLSFTTrainer):
     """``trl.SFTTrainer`` with rlhf_ext's model card (learning curves, data provenance, evaluation table)."""
 
     _card_method = "supervised fine-tuning on reference summaries (SFT)"

@@ -1,13 +1,11 @@
-"""Model and dataset cards for what rlhf_ext trains, with plots and ``model-index`` metadata.
+"""Model and dataset cards for what rlhf_ext trains: templates rendered with plots and ``model-index`` metadata.
 
-Templates live in ``model_cards/`` (installed as ``rlhf_ext.model_cards``). Trainers mix in
-:class:`CardMixin`, whose ``create_model_card`` replaces TRL's (TRL resolves its template inside its own
-package, so a custom template means overriding the method): ``trainer.save_model()`` and
-``trainer.push_to_hub()`` then write our card, with learning curves drawn from ``state.log_history``
-into ``<output_dir>/plots/`` next to it.
-
-Recipes add what only they know (evaluation results, the data's provenance) through
-``trainer.card_info`` before saving, or call :func:`render_model_card` directly.
+This module only renders. The Jinja templates are ``rlhf_ext/templates/model.md`` and ``dataset.md`` (as TRL keeps
+its own in ``trl/templates/``); :func:`render_model_card` and :func:`render_dataset_card` fill them, and
+:func:`draw_training_plots` draws the learning curves and the reward-vs-KL plot from a trainer's ``log_history``.
+Trainers get their card from ``rlhf_ext.base_trainer.TrainerMixin.create_model_card``, which gathers the trainer's
+facts and calls these functions; recipes add what only they know (evaluation results, the data's provenance)
+through ``trainer.card_info``, or edit a saved card with :func:`set_card_section`.
 """
 
 from __future__ import annotations
@@ -77,7 +75,7 @@ def framework_versions() -> dict[str, str]:
 
 
 def _template(name: str) -> str:
-    return importlib.resources.files("rlhf_ext.model_cards").joinpath(name).read_text(encoding="utf-8")
+    return importlib.resources.files("rlhf_ext").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _default_usage(kind: str, repo: str) -> str:
@@ -281,99 +279,29 @@ def plot_score_histograms(before: list[float], after: list[float], path: str | P
     return True
 
 
-# ----------------------------------------------------------------------------- trainer mixin
+def draw_training_plots(
+    log_history: list[dict], output_dir: str, curves: tuple[str, ...], reward_kl: tuple[str, str] | None = None
+) -> list[dict]:
+    """Draw a trainer's plots into ``<output_dir>/plots/`` and list them for the card (``{"title", "path"}``).
 
-
-class CardMixin:
-    """Gives a TRL trainer rlhf_ext's card: put it first in the bases of a trainer subclass.
-
-    Subclasses set ``_card_kind``, ``_card_method``, ``_card_citations``, ``_card_curves`` (logged keys
-    to plot) and optionally ``_card_reward_kl`` (reward key, KL key) and ``_card_hyperparameters``
-    (names of ``args`` fields to list). ``self.card_info`` (a :class:`CardInfo`) can be edited by the
-    caller before ``save_model``/``push_to_hub`` to add evaluation results and data provenance.
+    ``reward_kl`` (reward key, KL key): the reward-vs-KL scatter; ``curves``: the logged keys drawn as learning
+    curves (those never logged are left out); ``eval_loss`` / ``eval_accuracy`` when evaluated. A plot with no data
+    is not drawn.
     """
-
-    _card_kind = "policy"
-    _card_method = ""
-    _card_citations: tuple[str, ...] = ("trl",)
-    _card_curves: tuple[str, ...] = ("loss",)
-    _card_reward_kl: tuple[str, str] | None = None
-    _card_hyperparameters: tuple[str, ...] = (
-        "learning_rate",
-        "num_train_epochs",
-        "max_steps",
-        "per_device_train_batch_size",
-        "gradient_accumulation_steps",
-        "lr_scheduler_type",
-        "seed",
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        from .hub import keep_tokens_out_of_pickles
-
-        keep_tokens_out_of_pickles(type(self.args))  # training_args.bin is pickled into every save and push
-
-    @property
-    def card_info(self) -> CardInfo:
-        if getattr(self, "_card_info", None) is None:
-            self._card_info = CardInfo(
-                kind=self._card_kind,
-                method=self._card_method,
-                citations=list(self._card_citations),
-            )
-        return self._card_info
-
-    def _card_plots(self, output_dir: str) -> list[dict]:
-        history = list(getattr(self.state, "log_history", []) or [])
-        plots = []
-        if self._card_reward_kl is not None:
-            reward_key, kl_key = self._card_reward_kl
-            if plot_reward_vs_kl(history, os.path.join(output_dir, "plots", "reward_vs_kl.png"), reward_key, kl_key):
-                plots.append({"title": "reward vs KL", "path": "plots/reward_vs_kl.png"})
-        curves = [k for k in self._card_curves if any(k in e for e in history)]
-        if plot_learning_curves(history, curves, os.path.join(output_dir, "plots", "learning_curves.png"), "training"):
-            plots.append({"title": "learning curves", "path": "plots/learning_curves.png"})
-        eval_curves = [f"eval_{k}" for k in ("loss", "accuracy") if any(f"eval_{k}" in e for e in history)]
-        if plot_learning_curves(
-            history, eval_curves, os.path.join(output_dir, "plots", "eval_curves.png"), "evaluation"
-        ):
-            plots.append({"title": "evaluation curves", "path": "plots/eval_curves.png"})
-        return plots
-
-    def push_to_hub(self, *args, **kwargs):
-        """``Trainer.push_to_hub`` (save, card, upload of ``output_dir``), retried on server errors and dropped
-        connections, and failing with :class:`rlhf_ext.hub.HubPushError` that names the intact output folder."""
-        from .hub import retry_push
-
-        parent = super().push_to_hub
-        repo_id = self.args.hub_model_id or Path(self.args.output_dir).name
-        return retry_push(lambda: parent(*args, **kwargs), folder=self.args.output_dir, repo_id=repo_id)
-
-    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags=None):
-        if not self.is_world_process_zero():
-            return
-        info = self.card_info
-        if dataset_name and not info.dataset_name:
-            info.dataset_name = dataset_name
-        if tags:
-            info.tags = sorted(set(info.tags) | ({tags} if isinstance(tags, str) else set(tags)))
-        hyper = {name: getattr(self.args, name, None) for name in self._card_hyperparameters}
-        hyper.update(info.hyperparameters)
-        info.hyperparameters = hyper
-        output_dir = self.args.output_dir
-        config = getattr(getattr(self, "model", None), "config", None)
-        base_model = info.base_model or getattr(config, "_name_or_path", None) or None
-        hub_id = self.args.hub_model_id
-        name = model_name or (hub_id.split("/")[-1] if hub_id else Path(output_dir).name)
-        card = render_model_card(
-            info,
-            model_name=name,
-            base_model=base_model,
-            repo_id=hub_id or name,
-            plots=self._card_plots(output_dir) + list(info.extra_plots),
-        )
-        card.save(os.path.join(output_dir, "README.md"))
+    plots = []
+    if reward_kl is not None:
+        reward_key, kl_key = reward_kl
+        if plot_reward_vs_kl(log_history, os.path.join(output_dir, "plots", "reward_vs_kl.png"), reward_key, kl_key):
+            plots.append({"title": "reward vs KL", "path": "plots/reward_vs_kl.png"})
+    logged = [k for k in curves if any(k in e for e in log_history)]
+    if plot_learning_curves(log_history, logged, os.path.join(output_dir, "plots", "learning_curves.png"), "training"):
+        plots.append({"title": "learning curves", "path": "plots/learning_curves.png"})
+    eval_curves = [f"eval_{k}" for k in ("loss", "accuracy") if any(f"eval_{k}" in e for e in log_history)]
+    if plot_learning_curves(
+        log_history, eval_curves, os.path.join(output_dir, "plots", "eval_curves.png"), "evaluation"
+    ):
+        plots.append({"title": "evaluation curves", "path": "plots/eval_curves.png"})
+    return plots
 
 
 def set_card_section(readme: str | os.PathLike, heading: str, body: str) -> None:

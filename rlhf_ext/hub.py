@@ -156,7 +156,7 @@ def push_ranked_dataset(
     dataset_is_standin: bool = True,
     token: str | None = None,
 ) -> str:
-    """Push a ranked preference ``DatasetDict`` as parquet files with its card (see ``model_cards/dataset.md``)."""
+    """Push a ranked preference ``DatasetDict`` as parquet files with its card (template ``rlhf_ext/templates/dataset.md``)."""
     from .cards import render_dataset_card
 
     with tempfile.TemporaryDirectory(prefix="rlhf_ext-dataset-") as tmp:

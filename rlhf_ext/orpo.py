@@ -57,7 +57,7 @@ from datasets import Dataset, IterableDataset
 from trl.data_utils import apply_chat_template, is_conversational, maybe_apply_chat_template, maybe_extract_prompt
 from trl.trainer.utils import pad, selective_log_softmax
 
-from rlhf_ext.cards import CardMixin
+from rlhf_ext.base_trainer import TrainerMixin
 from rlhf_ext.data.ranking import ranked_pairs, to_ranked
 from rlhf_ext.data.validation import validate_ranked_dataset
 from rlhf_ext.losses import ODDS_RATIO_EPS, log_odds, odds_ratio_loss
@@ -66,8 +66,6 @@ from rlhf_ext.nonfinite import check_finite
 logger = logging.getLogger(__name__)
 
 SFT_TARGETS = ("prompt_and_completion", "completion")
-# Rows of an IterableDataset checked in __init__; the rest stream unchecked.
-_ITERABLE_VALIDATION_ROWS = 100
 _TOKEN_COLUMNS = ("completions_input_ids", "completions_attention_mask", "completions_labels")
 
 
@@ -180,19 +178,19 @@ def _ranked_chat_template(example: dict[str, Any], processing_class) -> dict[str
     return {"prompt": prompt, "completions": [r["prompt"][len(prompt) :] + r["completion"] for r in rendered]}
 
 
-class ORPOTrainer(CardMixin, _TRLORPOTrainer):
+class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
     """`trl.experimental.orpo.ORPOTrainer` for pairs and ranked lists, NaN-free; see the module docstring.
 
     Takes the parent's arguments. Rows are validated (``ValueError`` naming the row) before anything is loaded.
     """
 
     _tag_names = ["trl", "orpo", "rlhf_ext"]
-    # rlhf_ext's model card (CardMixin replaces TRL's create_model_card).
+    # rlhf_ext's model card (TrainerMixin replaces TRL's create_model_card).
     _card_kind = "policy"
     _card_method = "ORPO (odds-ratio preference optimisation, no reference model), on pairs or ranked lists"
     _card_citations = ("orpo", "trl")
     _card_curves = ("loss", "nll_loss", "log_odds_ratio", "rewards/accuracies")
-    _card_hyperparameters = CardMixin._card_hyperparameters + ("beta", "sft_target", "max_length")
+    _card_hyperparameters = TrainerMixin._card_hyperparameters + ("beta", "sft_target", "max_length")
 
     def __init__(
         self,
@@ -210,17 +208,12 @@ class ORPOTrainer(CardMixin, _TRLORPOTrainer):
         compute_metrics=None,
     ):
         if args is None:
-            name = model if isinstance(model, str) else getattr(getattr(model, "config", None), "_name_or_path", "")
-            args = ORPOConfig(f"{str(name).rstrip('/').split('/')[-1] or 'model'}-ORPO")
+            args = ORPOConfig(self.default_run_name(model, "ORPO"))
         if train_dataset is None:
             raise ValueError("`train_dataset` is required")
-        # Check the data before loading anything: bad rows must fail here, not steps into training.
-        self._validate(train_dataset, "train_dataset")
-        if isinstance(eval_dataset, dict):
-            for key, dataset in eval_dataset.items():
-                self._validate(dataset, f"eval_dataset[{key!r}]")
-        elif eval_dataset is not None:
-            self._validate(eval_dataset, "eval_dataset")
+        # Check the data before loading anything: bad rows must fail here, not steps into training. A stream's first
+        # rows are checked here; the rest stream unchecked.
+        self._validate_datasets(self._validate, train_dataset, eval_dataset)
 
         if processing_class is None:
             from transformers import AutoTokenizer
@@ -264,8 +257,7 @@ class ORPOTrainer(CardMixin, _TRLORPOTrainer):
     # ----------------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _validate(dataset, name: str) -> None:
-        limit = _ITERABLE_VALIDATION_ROWS if isinstance(dataset, IterableDataset) else None
+    def _validate(dataset, name: str, limit: int | None) -> None:
         validate_ranked_dataset(dataset, name=name, limit=limit, generation_prompt=True)
 
     @staticmethod
@@ -320,7 +312,7 @@ class ORPOTrainer(CardMixin, _TRLORPOTrainer):
     def _prepare_eval(self, dataset, name: str):
         if "completions_input_ids" in (getattr(dataset, "column_names", None) or []):
             return dataset  # already went through __init__'s pipeline
-        self._validate(dataset, name)
+        self._validate(dataset, name, self._rows_to_check(dataset))
         dataset = self._as_ranked_text(dataset, self.processing_class, self.args)
         return dataset.map(self.tokenize_row, num_proc=self.args.dataset_num_proc)
 

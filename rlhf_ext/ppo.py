@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from trl import GRPOConfig, GRPOTrainer
 
-from .cards import CardMixin
-from .data.validation import validate_trainer_prompts
+from .base_trainer import TrainerMixin
+from .data.validation import validate_prompt_dataset
 from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 from .nonfinite import check_finite
@@ -232,7 +232,7 @@ class PPOConfig(GRPOConfig):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
+class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
     """PPO (Ziegler et al. 2019; InstructGPT's PPO-ptx) as a subclass of ``trl.GRPOTrainer``.
 
     Args are GRPOTrainer's, plus ``ptx_dataset``: a ``datasets.Dataset`` with a ``text`` column of pretraining
@@ -245,7 +245,7 @@ class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
 
     _tag_names = ["trl", "ppo", "rlhf_ext"]
     _name = "PPO"
-    # rlhf_ext's model card (CardMixin replaces TRL's create_model_card).
+    # rlhf_ext's model card (TrainerMixin replaces TRL's create_model_card).
     _card_kind = "policy"
     _card_method = (
         "PPO with a KL penalty to the initial policy (Ziegler et al. 2019), value head on the policy trunk, GAE, "
@@ -261,7 +261,7 @@ class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
         "loss/ptx",
     )
     _card_reward_kl = ("objective/scores", "objective/kl")
-    _card_hyperparameters = CardMixin._card_hyperparameters + (
+    _card_hyperparameters = TrainerMixin._card_hyperparameters + (
         "kl_coef",
         "kl_target",
         "kl_horizon",
@@ -310,8 +310,7 @@ class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
         environment_factory=None,
     ):
         if args is None:
-            name = model if isinstance(model, str) else model.config._name_or_path
-            args = PPOConfig(f"{str(name).rstrip('/').split('/')[-1]}-PPO")
+            args = PPOConfig(self.default_run_name(model, "PPO"))
         if not isinstance(args, PPOConfig):
             raise ValueError(f"`args` must be a PPOConfig, got {type(args).__name__}.")
         for name, value in (
@@ -324,7 +323,7 @@ class PPOTrainer(CardMixin, KLControlAndPtxMixin, GRPOTrainer):
                     f"PPOTrainer does not support `{name}`: PPO's per-token rewards assume plain sampling."
                 )
         self._validate_inputs(reward_funcs, args, train_dataset, processing_class, ptx_dataset)
-        validate_trainer_prompts(train_dataset, eval_dataset)  # every row, before anything is loaded
+        self._validate_datasets(validate_prompt_dataset, train_dataset, eval_dataset)  # before anything is loaded
 
         super().__init__(
             model=model,

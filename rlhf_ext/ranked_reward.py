@@ -26,7 +26,7 @@ from trl import RewardConfig, RewardTrainer
 from trl.data_utils import _tokenize, get_dataset_column_names, is_conversational
 from trl.trainer.utils import pad
 
-from rlhf_ext.cards import CardMixin
+from rlhf_ext.base_trainer import TrainerMixin
 from rlhf_ext.checkpoints import read_checkpoint_state, write_checkpoint_state
 from rlhf_ext.data.ranking import ranked_pairs, to_ranked
 from rlhf_ext.data.validation import is_integer, validate_ranked_dataset, validate_ranked_row
@@ -35,8 +35,6 @@ from rlhf_ext.nonfinite import check_finite
 logger = logging.getLogger(__name__)
 
 PAIR_WEIGHTINGS = ("prompt", "pair")
-# Rows of an IterableDataset checked in __init__; the rest are checked as they stream (an error then stops training).
-_ITERABLE_VALIDATION_ROWS = 100
 
 
 @dataclass
@@ -137,7 +135,7 @@ def kendall_tau_b(ranks: list[int], scores: list[float]) -> float:
     return (concordant - discordant) / denominator if denominator > 0 else 0.0
 
 
-class RankedRewardTrainer(CardMixin, RewardTrainer):
+class RankedRewardTrainer(TrainerMixin, RewardTrainer):
     """`trl.RewardTrainer` for ranked lists (InstructGPT): one forward per completion, all pairs of a prompt at once.
 
     Accepts ranked rows (`prompt`, `completions`, `ranks`) and TRL preference rows (`chosen`/`rejected`, read as
@@ -151,12 +149,12 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
 
     _tag_names = ["trl", "reward-trainer", "rlhf_ext", "ranked-reward"]
     _name = "Ranked Reward"
-    # rlhf_ext's model card (CardMixin replaces TRL's create_model_card).
+    # rlhf_ext's model card (TrainerMixin replaces TRL's create_model_card).
     _card_kind = "reward_model"
     _card_method = "reward modelling on ranked lists (InstructGPT: all C(K,2) pairs of a prompt in one batch element)"
     _card_citations = ("instructgpt", "trl")
     _card_curves = ("loss", "accuracy", "kendall_tau", "top1_accuracy")
-    _card_hyperparameters = CardMixin._card_hyperparameters + (
+    _card_hyperparameters = TrainerMixin._card_hyperparameters + (
         "pair_weighting",
         "max_length",
         "center_rewards_coefficient",
@@ -179,16 +177,12 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
         peft_config=None,
     ):
         if args is None:
-            name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "model")
-            args = RankedRewardConfig(f"{str(name).rstrip('/').split('/')[-1]}-RankedReward")
-        # Check the data before loading anything: bad rows must fail here, not steps into training.
-        if train_dataset is not None:
-            self._validate(train_dataset, "train_dataset", args)
-        if isinstance(eval_dataset, dict):
-            for key, dataset in eval_dataset.items():
-                self._validate(dataset, f"eval_dataset[{key!r}]", args)
-        elif eval_dataset is not None:
-            self._validate(eval_dataset, "eval_dataset", args)
+            args = RankedRewardConfig(self.default_run_name(model, "RankedReward"))
+        # Check the data before loading anything: bad rows must fail here, not steps into training. A stream's first
+        # rows are checked here, the rest as they stream (an error then stops training).
+        self._validate_datasets(
+            lambda dataset, name, limit: self._validate(dataset, name, args, limit), train_dataset, eval_dataset
+        )
         if data_collator is None:
             # The pad token id is only settled inside the parent's __init__; filled in below.
             data_collator = DataCollatorForRanking(pad_to_multiple_of=args.pad_to_multiple_of)
@@ -218,14 +212,13 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
     # ----------------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _validate(dataset, name: str, args) -> None:
+    def _validate(dataset, name: str, args, limit: int | None) -> None:
         if not isinstance(dataset, (Dataset, IterableDataset)):
             raise ValueError(
                 f"{name} must be a datasets.Dataset or IterableDataset, got {type(dataset).__name__} "
                 "(Dataset.from_list(rows) makes one from a list of dicts)."
             )
         columns = get_dataset_column_names(dataset)
-        limit = _ITERABLE_VALIDATION_ROWS if isinstance(dataset, IterableDataset) else None
         if "completions_ids" in columns or ("chosen_ids" in columns and "rejected_ids" in columns):
             rows = dataset if limit is None else dataset.take(limit)
             _validate_tokenized(rows, name)
@@ -336,9 +329,9 @@ class RankedRewardTrainer(CardMixin, RewardTrainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         if eval_dataset is not None and not isinstance(eval_dataset, str):
-            datasets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
-            for key, dataset in datasets.items():
-                self._validate(dataset, key, self.args)
+            self._validate_datasets(
+                lambda dataset, name, limit: self._validate(dataset, name, self.args, limit), None, eval_dataset
+            )
         return super().evaluate(
             eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix
         )

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import trl
 
-from .cards import CardMixin
-from .data.validation import validate_trainer_prompts
+from .base_trainer import TrainerMixin
+from .data.validation import validate_prompt_dataset
 from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
 
 
@@ -65,7 +65,7 @@ class RLOOConfig(trl.RLOOConfig):
         super().__post_init__()
 
 
-class RLOOTrainer(CardMixin, KLControlAndPtxMixin, trl.RLOOTrainer):
+class RLOOTrainer(TrainerMixin, KLControlAndPtxMixin, trl.RLOOTrainer):
     """``trl.RLOOTrainer`` with an adaptive KL coefficient and a pretraining mixture; extra argument ``ptx_dataset``
     (a dataset with a ``text`` column, required when ``args.ptx_coef > 0``)."""
 
@@ -81,7 +81,7 @@ class RLOOTrainer(CardMixin, KLControlAndPtxMixin, trl.RLOOTrainer):
     )
     _card_curves = ("reward", "objective/kl", "objective/kl_coef", "loss/ptx")
     _card_reward_kl = ("reward", "objective/kl")
-    _card_hyperparameters = CardMixin._card_hyperparameters + (
+    _card_hyperparameters = TrainerMixin._card_hyperparameters + (
         "beta",
         "kl_target",
         "kl_horizon",
@@ -92,13 +92,13 @@ class RLOOTrainer(CardMixin, KLControlAndPtxMixin, trl.RLOOTrainer):
 
     def __init__(self, model, reward_funcs=None, args: RLOOConfig | None = None, *pos, ptx_dataset=None, **kwargs):
         if args is None:
-            name = model if isinstance(model, str) else model.config._name_or_path
-            args = RLOOConfig(f"{str(name).rstrip('/').split('/')[-1]}-RLOO")
+            args = RLOOConfig(self.default_run_name(model, "RLOO"))
         if not isinstance(args, RLOOConfig):
             raise ValueError(f"`args` must be an rlhf_ext.RLOOConfig, got {type(args).__name__}.")
         validate_ptx_dataset(args, ptx_dataset)
-        validate_trainer_prompts(
-            pos[0] if pos else kwargs.get("train_dataset"), pos[1] if len(pos) > 1 else kwargs.get("eval_dataset")
+        train_dataset = pos[0] if pos else kwargs.get("train_dataset")
+        self._validate_datasets(
+            validate_prompt_dataset, train_dataset, pos[1] if len(pos) > 1 else kwargs.get("eval_dataset")
         )
         super().__init__(model, reward_funcs, args, *pos, **kwargs)
         self._init_kl_and_ptx(args.beta, args, ptx_dataset)

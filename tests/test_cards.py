@@ -87,50 +87,6 @@ def test_plots_from_log_history(tmp_path):
     assert not (tmp_path / "none.png").exists()
 
 
-def test_trainer_push_to_hub_publishes_our_card_and_plots(local_hub, tiny_models, tmp_path):
-    """A TRL trainer with CardMixin: push_to_hub() uploads our card, its plots and a loadable model."""
-    from datasets import Dataset
-    from huggingface_hub import HfApi, ModelCard
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
-
-    from rlhf_ext.cards import CardMixin
-
-    class CardSFTTrainer(CardMixin, SFTTrainer):
-        _card_method = "supervised fine-tuning"
-        _card_curves = ("loss", "mean_token_accuracy")
-
-    tok = AutoTokenizer.from_pretrained(tiny_models.tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm)
-    data = Dataset.from_list([{"text": "The movie was wonderful and warm."}] * 8)
-    args = SFTConfig(
-        output_dir=str(tmp_path / "out"),
-        max_steps=3,
-        logging_steps=1,
-        per_device_train_batch_size=4,
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        push_to_hub=True,
-        hub_model_id="local-user/tiny-sft",
-        hub_token=local_hub.token,
-    )
-    trainer = CardSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
-    trainer.card_info.eval_results = [{"metric": "held-out loss", "value": 1.5, "dataset": "toy"}]
-    trainer.train()
-    trainer.push_to_hub()
-
-    files = set(HfApi(token=local_hub.token).list_repo_files("local-user/tiny-sft"))
-    assert {"README.md", "model.safetensors", "config.json", "plots/learning_curves.png"} <= files
-    card = ModelCard.load("local-user/tiny-sft", token=local_hub.token)
-    assert "supervised fine-tuning" in card.text and "![learning curves](plots/learning_curves.png)" in card.text
-    assert card.data.eval_results[0].metric_value == 1.5
-    assert local_hub.token not in card.text
-    reloaded = AutoModelForCausalLM.from_pretrained("local-user/tiny-sft", token=local_hub.token)
-    assert reloaded.config.vocab_size == model.config.vocab_size
-
-
 def test_set_card_section_inserts_before_citations_then_replaces(tmp_path):
     from rlhf_ext.cards import set_card_section
 

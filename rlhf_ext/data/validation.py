@@ -21,6 +21,7 @@ from .formats import PAIRWISE_COLUMNS, RANKED_COLUMNS, describe, is_pairwise_row
 
 __all__ = [
     "is_integer",
+    "named_datasets",
     "validate_prompt_dataset",
     "validate_ranked_dataset",
     "validate_ranked_row",
@@ -274,15 +275,20 @@ def validate_prompt_dataset(
     return count
 
 
+def named_datasets(train_dataset=None, eval_dataset=None) -> list[tuple[str, Any]]:
+    """``(name, dataset)`` for a trainer's datasets as errors name them: ``train_dataset``, and ``eval_dataset`` or,
+    for a dict of eval datasets, ``eval_dataset['key']`` each. None is left out."""
+    evals = eval_dataset if isinstance(eval_dataset, Mapping) else {None: eval_dataset}
+    named = [("train_dataset", train_dataset)]
+    named += [("eval_dataset" if key is None else f"eval_dataset[{key!r}]", ds) for key, ds in evals.items()]
+    return [(name, dataset) for name, dataset in named if dataset is not None]
+
+
 def validate_trainer_prompts(train_dataset, eval_dataset=None, stream_rows: int = 100) -> None:
     """:func:`validate_prompt_dataset` on a trainer's ``train_dataset`` and ``eval_dataset`` (one or a dict).
 
     Errors name ``train_dataset``, ``eval_dataset`` or ``eval_dataset['key']``. Datasets without a length
     (``IterableDataset``) are checked on their first ``stream_rows`` rows.
     """
-    evals = eval_dataset if isinstance(eval_dataset, Mapping) else {None: eval_dataset}
-    named = [("train_dataset", train_dataset)]
-    named += [("eval_dataset" if key is None else f"eval_dataset[{key!r}]", ds) for key, ds in evals.items()]
-    for name, dataset in named:
-        if dataset is not None:
-            validate_prompt_dataset(dataset, name, limit=None if hasattr(dataset, "__len__") else stream_rows)
+    for name, dataset in named_datasets(train_dataset, eval_dataset):
+        validate_prompt_dataset(dataset, name, limit=None if hasattr(dataset, "__len__") else stream_rows)
