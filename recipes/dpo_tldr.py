@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trl import DPOConfig, TrlParser
-from trl import DPOTrainer as TRLDPOTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sft_tldr import lora_config  # noqa: E402
 
-from rlhf_ext.base_trainer import TrainerMixin  # noqa: E402
+from rlhf_ext import DPOTrainer  # noqa: E402
 from rlhf_ext.continuation import load_policy  # noqa: E402
 from rlhf_ext.data.ranking import PAIRINGS, ranked_to_pairs  # noqa: E402
 from rlhf_ext.export import save_policy  # noqa: E402
@@ -55,15 +54,6 @@ class SummaryDPOArgs:
     )
 
 
-class DPOTrainer(TrainerMixin, TRLDPOTrainer):
-    """``trl.DPOTrainer`` with rlhf_ext's model card."""
-
-    _card_method = "DPO (direct preference optimisation against the SFT reference)"
-    _card_citations = ("dpo", "trl")
-    _card_curves = ("loss", "rewards/accuracies", "rewards/margins")
-    _card_hyperparameters = TrainerMixin._card_hyperparameters + ("beta", "max_length")
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -77,6 +67,7 @@ def build_trainer(recipe: SummaryDPOArgs, args: DPOConfig) -> DPOTrainer:
         model=policy, args=args, train_dataset=pairs, processing_class=tok, peft_config=lora_config(recipe)
     )
     info = trainer.card_info
+    info.method = "DPO (direct preference optimisation against the SFT reference)"
     info.dataset_name = recipe.preferences
     info.dataset_description = f"{len(pairs)} summary comparisons ({recipe.pairing} pairs of {len(data)} rows)"
     info.dataset_is_standin = recipe.dataset_is_standin

@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trl import SFTConfig, TrlParser
-from trl import SFTTrainer as TRLSFTTrainer
 
-from rlhf_ext.base_trainer import TrainerMixin
+from rlhf_ext import SFTTrainer
 from rlhf_ext.continuation import load_policy
 from rlhf_ext.export import save_policy
 from rlhf_ext.summarization import summarization_dataset
@@ -57,14 +56,6 @@ class SFTRecipeArgs:
     dataset_is_standin: bool = field(
         default=True, metadata={"help": "Say on the model card that the data is an offline stand-in."}
     )
-
-
-class SFTTrainer(TrainerMixin, TRLSFTTrainer):
-    """``trl.SFTTrainer`` with rlhf_ext's model card (learning curves, data provenance, evaluation table)."""
-
-    _card_method = "supervised fine-tuning on reference summaries (SFT)"
-    _card_citations = ("trl", "stiennon2020", "huang2024")
-    _card_curves = ("loss", "mean_token_accuracy")
 
 
 def lora_config(recipe):
@@ -104,6 +95,8 @@ def build_trainer(recipe: SFTRecipeArgs, args: SFTConfig) -> SFTTrainer:
         model=policy, args=args, train_dataset=train, processing_class=tok, peft_config=lora_config(recipe)
     )
     info = trainer.card_info
+    info.method = "supervised fine-tuning on reference summaries (SFT)"
+    info.citations = ["trl", "stiennon2020", "huang2024"]
     info.dataset_name = recipe.dataset
     info.dataset_description = f"{len(train)} (article, reference summary) pairs"
     info.dataset_is_standin = recipe.dataset_is_standin

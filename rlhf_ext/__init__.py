@@ -23,6 +23,8 @@ _LAZY = {
     "ORPOTrainer": "rlhf_ext.orpo",
     "ORPOConfig": "rlhf_ext.orpo",
     "NonFiniteLossError": "rlhf_ext.nonfinite",
+    "SFTTrainer": "rlhf_ext.sft",
+    "DPOTrainer": "rlhf_ext.dpo",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -47,15 +47,14 @@ def test_datasets_are_checked_by_name_and_streams_on_their_first_rows():
 
 
 def test_trainer_push_to_hub_publishes_our_card_and_plots(local_hub, tiny_models, tmp_path):
-    """A TRL trainer with TrainerMixin: push_to_hub() uploads our card, its plots and a loadable model."""
+    """A TRL trainer with TrainerMixin (rlhf_ext.SFTTrainer): push_to_hub() uploads our card, its plots and a loadable
+    model."""
     from datasets import Dataset
     from huggingface_hub import HfApi, ModelCard
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
-    class CardSFTTrainer(TrainerMixin, SFTTrainer):
-        _card_method = "supervised fine-tuning"
-        _card_curves = ("loss", "mean_token_accuracy")
+    from rlhf_ext import SFTTrainer
 
     tok = AutoTokenizer.from_pretrained(tiny_models.tokenizer)
     model = AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm)
@@ -73,7 +72,7 @@ def test_trainer_push_to_hub_publishes_our_card_and_plots(local_hub, tiny_models
         hub_model_id="local-user/tiny-sft",
         hub_token=local_hub.token,
     )
-    trainer = CardSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
     trainer.card_info.eval_results = [{"metric": "held-out loss", "value": 1.5, "dataset": "toy"}]
     trainer.train()
     trainer.push_to_hub()
