@@ -1,12 +1,14 @@
 """rlhf_ext: RLHF methods of Ziegler et al. 2019, InstructGPT, DPO and ORPO as thin subclasses of TRL.
 
 Public names are imported lazily: ``import rlhf_ext`` stays cheap (TRL alone costs seconds to import),
-and ``from rlhf_ext import RankedRewardTrainer`` loads only what it needs.
+and ``from rlhf_ext import RankedRewardTrainer`` loads only what it needs. The ``TYPE_CHECKING`` block below
+names the same classes for type checkers and editors, which can then jump to them.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0.dev0"
 
@@ -27,7 +29,32 @@ _LAZY = {
     "DPOTrainer": "rlhf_ext.dpo",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+if TYPE_CHECKING:  # never executed: the same names as _LAZY, for type checkers and "go to definition"
+    from .dpo import DPOTrainer
+    from .kl_controllers import AdaptiveKLController, FixedKLController
+    from .nonfinite import NonFiniteLossError
+    from .orpo import ORPOConfig, ORPOTrainer
+    from .ppo import PPOConfig, PPOTrainer
+    from .ranked_reward import RankedRewardConfig, RankedRewardTrainer
+    from .rloo import RLOOConfig, RLOOTrainer
+    from .sft import SFTTrainer
+
+__all__ = [
+    "AdaptiveKLController",
+    "DPOTrainer",
+    "FixedKLController",
+    "NonFiniteLossError",
+    "ORPOConfig",
+    "ORPOTrainer",
+    "PPOConfig",
+    "PPOTrainer",
+    "RLOOConfig",
+    "RLOOTrainer",
+    "RankedRewardConfig",
+    "RankedRewardTrainer",
+    "SFTTrainer",
+    "__version__",
+]
 
 
 def __getattr__(name: str):
