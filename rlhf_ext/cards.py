@@ -97,6 +97,30 @@ def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _eval_results(rows: list[dict], kind: str, dataset_name: str | None) -> list:
+    """``huggingface_hub.EvalResult`` entries of ``model-index`` for rows ``{"metric", "value"[, "dataset", "task"]}``;
+    rows without a finite number are left out."""
+    from huggingface_hub import EvalResult
+
+    return [
+        EvalResult(
+            task_type=r.get("task", "text-generation" if kind == "policy" else "text-classification"),
+            dataset_type=r.get("dataset", dataset_name or "custom"),
+            dataset_name=r.get("dataset", dataset_name or "custom"),
+            metric_type=re.sub(r"[^a-z0-9]+", "_", r["metric"].lower()).strip("_"),
+            metric_name=r["metric"],
+            metric_value=round(float(r["value"]), 4),
+        )
+        for r in rows
+        if _is_number(r.get("value"))
+    ]
+
+
+def _evaluation_table(results: list) -> str:
+    rows = [f"| {r.metric_name} | {r.metric_value} | {r.dataset_name} |" for r in results]
+    return "\n".join(["| metric | value | data |", "|---|---|---|", *rows])
+
+
 def render_model_card(
     info: CardInfo,
     *,
@@ -106,22 +130,11 @@ def render_model_card(
     plots: list[dict] | None = None,
 ):
     """A ``huggingface_hub.ModelCard`` for a policy or reward model, with ``model-index`` eval results."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from huggingface_hub import ModelCard, ModelCardData
 
     if info.kind not in KIND_LABELS:
         raise ValueError(f"card kind must be one of {sorted(KIND_LABELS)}, got {info.kind!r}")
-    results = [
-        EvalResult(
-            task_type=r.get("task", "text-generation" if info.kind == "policy" else "text-classification"),
-            dataset_type=r.get("dataset", info.dataset_name or "custom"),
-            dataset_name=r.get("dataset", info.dataset_name or "custom"),
-            metric_type=re.sub(r"[^a-z0-9]+", "_", r["metric"].lower()).strip("_"),
-            metric_name=r["metric"],
-            metric_value=round(float(r["value"]), 4),
-        )
-        for r in info.eval_results
-        if _is_number(r.get("value"))
-    ]
+    results = _eval_results(info.eval_results, info.kind, info.dataset_name)
     card_data = ModelCardData(
         base_model=base_model if base_model and not os.path.isdir(base_model) else None,
         datasets=[info.dataset_name] if info.dataset_name and not info.dataset_is_standin else None,
@@ -146,6 +159,7 @@ def render_model_card(
             k: (v.value if isinstance(v, enum.Enum) else v) for k, v in info.hyperparameters.items() if v is not None
         },
         eval_results=results,
+        evaluation_table=_evaluation_table(results),
         plots=plots or [],
         usage=info.usage or _default_usage(info.kind, repo_id or model_name),
         versions=framework_versions(),
@@ -304,26 +318,94 @@ def draw_training_plots(
     return plots
 
 
-def set_card_section(readme: str | os.PathLike, heading: str, body: str) -> None:
+def set_card_section(
+    readme: str | os.PathLike, heading: str, body: str, before: tuple[str, ...] = ("Citations",)
+) -> None:
     """Put ``## heading`` + ``body`` into an existing model card, replacing that section if it is there.
 
     Recipes that evaluate a saved model after its trainer is gone (e.g. several methods compared side by side)
     add their results this way; running the evaluation again replaces the section instead of appending a copy.
-    The section is placed before "## Citations" when the card has one, else at the end.
+    A new section goes before the first of the ``before`` headings the card has (by default "## Citations"), else at
+    the end.
     """
     path = Path(readme)
     text = path.read_text(encoding="utf-8")
     marker = f"## {heading}\n"
     section = f"{marker}\n{body.strip()}\n\n"
+    anchor = next((f"\n## {h}\n" for h in before if f"\n## {h}\n" in text), None)
     if marker in text:
         start = text.index(marker)
         nxt = text.find("\n## ", start + len(marker))
         text = text[:start] + section + (text[nxt + 1 :] if nxt != -1 else "")
-    elif "\n## Citations" in text:
-        at = text.index("\n## Citations") + 1
+    elif anchor is not None:
+        at = text.index(anchor) + 1
         text = text[:at] + section + text[at:]
     else:
         text = text.rstrip("\n") + "\n\n" + section
+    _replace_file(path, text)
+
+
+def _replace_file(path: Path, text: str) -> None:
+    text = re.sub(r"\n{3,}", "\n\n", text)  # sections the template left empty or an edit removed leave blank runs
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # a reader never sees a half-written card
+
+
+def update_model_card(
+    readme: str | os.PathLike,
+    *,
+    summary: str | None = None,
+    eval_results: list[dict] | None = None,
+    plots: list[dict] = (),
+    kind: str = "policy",
+) -> None:
+    """Add what was learnt after training to a card written by :func:`render_model_card`, in place.
+
+    ``eval_results`` (rows as in :class:`CardInfo`) go into the ``model-index`` metadata, replacing results of the
+    same metric name, and into the card's "Evaluation" table; ``plots`` (``{"title", "path"}``, relative to the
+    card's folder) are shown under the table; ``summary`` replaces the paragraph under the title. Running it again
+    with the same results leaves the card as it was.
+    """
+    from huggingface_hub import ModelCard
+
+    path = Path(readme)
+    card = ModelCard.load(path)
+    text = card.text
+    if summary is not None:
+        title_end = text.index("\n", text.index("# "))
+        nxt = text.find("\n## ", title_end)
+        text = text[: title_end + 1] + f"\n{summary.strip()}\n" + (text[nxt:] if nxt != -1 else "\n")
+    if eval_results is not None:
+        new = _eval_results(eval_results, kind, None)
+        names = {r.metric_name for r in new}
+        kept = [r for r in (card.data.eval_results or []) if r.metric_name not in names]
+        card.data.eval_results = (kept + new) or None
+        if card.data.eval_results and not card.data.model_name:
+            card.data.model_name = text[text.index("# ") + 2 : text.index("\n", text.index("# "))].strip()
+    card.text = text
+    _replace_file(path, str(card))
+    if eval_results is not None or plots:
+        body = _evaluation_table(card.data.eval_results or [])
+        body += "".join(f"\n\n![{p['title']}]({p['path']})" for p in plots)
+        set_card_section(
+            path, "Evaluation", body, before=("Training curves", "Usage", "Framework versions", "Citations")
+        )
+
+
+def copy_card(folder: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy the card of a saved model (``README.md`` and ``plots/``, not the weights) from ``folder`` to ``dest``.
+
+    The orchestrators use it to keep the published runs' example cards in ``model_cards/``; an older copy's plots are
+    replaced. Returns the copied card's path.
+    """
+    import shutil
+
+    folder, dest = Path(folder), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(folder / "README.md", dest / "README.md")
+    if (dest / "plots").exists():
+        shutil.rmtree(dest / "plots")
+    if (folder / "plots").is_dir():
+        shutil.copytree(folder / "plots", dest / "plots")
+    return dest / "README.md"

@@ -1,27 +1,15 @@
-"""Inputs of the stylistic-continuation experiments (Ziegler et al. 2019): the policy and its prompts.
+"""Prompts of the stylistic-continuation experiments (Ziegler et al. 2019).
 
-Recipes name a policy as ``"offline"`` (SmolLM2-135M-Instruct from the offline default) or as a Hub id or
-folder (``openai-community/gpt2`` in the ``paper`` configs), and prompts as ``"offline"`` (Rotten Tomatoes
-openings) or a Hub dataset with a ``prompt`` column, or with a ``text`` column cut to its opening words.
+Recipes name prompts as ``"offline"`` (Rotten Tomatoes openings) or a Hub dataset with a ``prompt`` column, or with a
+``text`` column cut to its opening words. Policies are loaded by ``rlhf_ext.models.load_policy`` (also importable
+from here, its place in earlier releases).
 """
 
 from __future__ import annotations
 
+from .models import load_policy  # the import path of earlier releases
 
-def load_policy(name: str, dtype=None):
-    """(model, tokenizer) for generation: left padding, and a pad token (EOS when the tokenizer has none)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rlhf_ext.offline import load_policy as load_offline_policy
-
-    if name == "offline":
-        return load_offline_policy(dtype)
-    tok = AutoTokenizer.from_pretrained(name)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return AutoModelForCausalLM.from_pretrained(name, dtype=dtype or torch.float32), tok
+__all__ = ["load_policy", "prompt_dataset"]
 
 
 def prompt_dataset(source: str = "offline", split: str = "train", min_words: int = 3, max_words: int = 8):

@@ -103,3 +103,53 @@ def test_set_card_section_inserts_before_citations_then_replaces(tmp_path):
     plain.write_text("# m\n")
     set_card_section(plain, "Results", "r")
     assert plain.read_text() == "# m\n\n## Results\n\nr\n\n"
+
+
+def test_update_model_card_adds_evaluation_plots_and_summary_once(tmp_path):
+    from rlhf_ext.cards import update_model_card
+
+    readme = tmp_path / "README.md"
+    plots = [{"title": "learning curves", "path": "plots/learning_curves.png"}]
+    render_model_card(_info(eval_results=[]), model_name="p", plots=plots).save(readme)
+    rows = [
+        {"metric": "win rate vs initial policy", "value": 0.75, "dataset": "review-openings"},
+        {"metric": "KL to initial policy (nats)", "value": 3.25, "dataset": "review-openings"},
+        {"metric": "reward-model score", "value": None},  # not measured: left out
+    ]
+    histogram = [{"title": "labeler scores", "path": "plots/labeler_scores.png"}]
+    update_model_card(readme, summary="A tuned policy.", eval_results=rows, plots=histogram)
+    once = readme.read_text()
+    update_model_card(readme, summary="A tuned policy.", eval_results=rows, plots=histogram)
+    assert readme.read_text() == once  # running the evaluation again changes nothing
+
+    loaded = ModelCard.load(readme)
+    assert {r.metric_name: r.metric_value for r in loaded.data.eval_results} == {
+        "win rate vs initial policy": 0.75,
+        "KL to initial policy (nats)": 3.25,
+    }
+    text = loaded.text
+    assert text.index("# p\n\nA tuned policy.\n\n## Model details") >= 0
+    evaluation = text.index("## Evaluation")
+    assert text.index("## Hyperparameters") < evaluation < text.index("## Training curves")
+    assert "| win rate vs initial policy | 0.75 | review-openings |" in text
+    assert text.index("![labeler scores](plots/labeler_scores.png)") < text.index("## Training curves")
+    assert "![learning curves](plots/learning_curves.png)" in text and "\n\n\n" not in text
+    # A new value of the same metric replaces the old one.
+    update_model_card(readme, eval_results=[{"metric": "win rate vs initial policy", "value": 0.5, "dataset": "d"}])
+    results = {r.metric_name: r.metric_value for r in ModelCard.load(readme).data.eval_results}
+    assert results == {"KL to initial policy (nats)": 3.25, "win rate vs initial policy": 0.5}
+
+
+def test_copy_card_copies_the_card_and_its_plots_only(tmp_path):
+    from rlhf_ext.cards import copy_card
+
+    model = tmp_path / "ppo"
+    (model / "plots").mkdir(parents=True)
+    (model / "README.md").write_text("# card\n")
+    (model / "plots" / "a.png").write_bytes(b"png")
+    (model / "model.safetensors").write_bytes(b"weights")
+    dest = tmp_path / "model_cards" / "policy"
+    (dest / "plots").mkdir(parents=True)
+    (dest / "plots" / "stale.png").write_bytes(b"old")
+    assert copy_card(model, dest) == dest / "README.md"
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["README.md", "plots", "plots/a.png"]

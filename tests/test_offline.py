@@ -10,10 +10,12 @@ import pytest
 
 from rlhf_ext.offline import OfflineAssetMissing, assets, corpora
 from rlhf_ext.offline.labelers import (
+    LABELERS,
     DescriptivenessLabeler,
     SentimentLabeler,
     SummaryLabeler,
     completion_text,
+    make_labeler,
     ranks_from_scores,
 )
 
@@ -123,6 +125,18 @@ def test_summary_labeler_prefers_summary_over_unrelated_sentence():
     assert labeler.rank(prompt, [summary, copied])[0] == 0, "pasting the article must not beat a summary"
     with_ref = labeler.score([prompt] * 2, [summary, unrelated], ["Council approves school and road budget"] * 2)
     assert with_ref[0] > with_ref[1] + 0.5
+
+
+def test_labeler_registry_names_every_task():
+    assert LABELERS == {
+        "sentiment": SentimentLabeler,
+        "descriptiveness": DescriptivenessLabeler,
+        "summary": SummaryLabeler,
+    }
+    labeler = make_labeler("descriptiveness", tie_tolerance=0.1)
+    assert isinstance(labeler, DescriptivenessLabeler) and labeler.tie_tolerance == 0.1
+    with pytest.raises(ValueError, match=r"task must be one of \['descriptiveness', 'sentiment', 'summary'\]"):
+        make_labeler("toxicity")
 
 
 def test_summary_labeler_rejects_bad_band():

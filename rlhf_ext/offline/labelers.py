@@ -9,6 +9,8 @@ better, equal scores tie, as in InstructGPT's "D > C > A = B"), and doubles as a
 - :class:`DescriptivenessLabeler`: a lexical proxy for "vivid, descriptive" continuations (see its docstring).
 - :class:`SummaryLabeler`: a judge for summaries: MiniLM similarity to the article, ROUGE-L against a
   reference when one is given, and a penalty for leaving the target length band.
+
+Recipes name a labeler by its task; :data:`LABELERS` maps each task to its class and :func:`make_labeler` builds one.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from ..data.ranking import ranks_from_scores
 from .assets import INSTALL_HINT, OfflineAssetMissing
 
 __all__ = [
+    "LABELERS",
     "DescriptivenessLabeler",
     "Labeler",
     "SentimentLabeler",
     "SummaryLabeler",
     "completion_text",
+    "make_labeler",
     "ranks_from_scores",
 ]
 
@@ -288,3 +292,18 @@ class SummaryLabeler(Labeler):
                 s += self.w_rouge * self._rouge_l(summary, references[i])
             out.append(float(s))
         return out
+
+
+#: task name -> labeler class: what each task prefers (Ziegler et al.'s stylistic tasks, and summaries).
+LABELERS: dict[str, type[Labeler]] = {
+    "sentiment": SentimentLabeler,
+    "descriptiveness": DescriptivenessLabeler,
+    "summary": SummaryLabeler,
+}
+
+
+def make_labeler(task: str, **kwargs) -> Labeler:
+    """The labeler of ``task`` (a key of :data:`LABELERS`), built with ``kwargs``."""
+    if task not in LABELERS:
+        raise ValueError(f"task must be one of {sorted(LABELERS)}, got {task!r}")
+    return LABELERS[task](**kwargs)
