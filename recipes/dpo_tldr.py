@@ -10,33 +10,27 @@ recipe feeds it the same comparisons the reward model learnt from. Ranked offlin
 with ``rlhf_ext.data.ranking.ranked_to_pairs``: ``pairing: all`` gives every ranked pair (6 per article for
 K = 4), ``best_vs_worst`` one pair per article (the offline config uses it to fit 2 CPU cores; say so when
 comparing). Over-trained DPO is known to degenerate into repeated text: evaluate_summaries.py measures it.
+The policy (also the reference) and its LoRA adapters are TRL's ``ModelConfig``.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from trl import DPOConfig, TrlParser
+from trl import DPOConfig, ModelConfig, TrlParser, get_peft_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sft_tldr import lora_config  # noqa: E402
-
-from rlhf_ext import DPOTrainer  # noqa: E402
-from rlhf_ext.continuation import load_policy  # noqa: E402
-from rlhf_ext.data.ranking import PAIRINGS, ranked_to_pairs  # noqa: E402
-from rlhf_ext.export import save_policy  # noqa: E402
-from rlhf_ext.summarization import preference_dataset  # noqa: E402
+from rlhf_ext import DPOTrainer
+from rlhf_ext.data.ranking import PAIRINGS, ranked_to_pairs
+from rlhf_ext.data.rows import take_rows
+from rlhf_ext.export import save_policy
+from rlhf_ext.models import load_policy
+from rlhf_ext.summarization import preference_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
 
 
 @dataclass
 class SummaryDPOArgs:
-    model_name_or_path: str = field(
-        default="outputs/tldr/sft", metadata={"help": "The SFT policy (folder or Hub id): start and reference."}
-    )
     preferences: str = field(
         default="outputs/tldr/labels",
         metadata={"help": "Comparisons: a folder from sample_and_label.py (ranked) or a Hub id (pairwise)."},
@@ -46,9 +40,6 @@ class SummaryDPOArgs:
         metadata={"help": "Ranked rows to pairs: 'all' ranked pairs or 'best_vs_worst'.", "choices": list(PAIRINGS)},
     )
     num_train_rows: int | None = field(default=None, metadata={"help": "Use the first N preference rows."})
-    use_lora: bool = field(default=True, metadata={"help": "Train LoRA adapters (merged on export)."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     dataset_is_standin: bool = field(
         default=True, metadata={"help": "Say on the model card that the data is an offline stand-in."}
     )
@@ -57,14 +48,14 @@ class SummaryDPOArgs:
 # ----------------------------------------------------------------------------- main
 
 
-def build_trainer(recipe: SummaryDPOArgs, args: DPOConfig) -> DPOTrainer:
-    data = preference_dataset(recipe.preferences, "train")
-    if recipe.num_train_rows is not None:
-        data = data.select(range(min(recipe.num_train_rows, len(data))))
+def build_trainer(recipe: SummaryDPOArgs, args: DPOConfig, model_args: ModelConfig) -> DPOTrainer:
+    data = take_rows(preference_dataset(recipe.preferences, "train"), recipe.num_train_rows, option="num_train_rows")
     pairs = ranked_to_pairs(data, recipe.pairing)
-    policy, tok = load_policy(recipe.model_name_or_path)
+    policy, tok = load_policy(
+        model_args.model_name_or_path or "outputs/tldr/sft"
+    )  # the SFT policy: start and reference
     trainer = DPOTrainer(
-        model=policy, args=args, train_dataset=pairs, processing_class=tok, peft_config=lora_config(recipe)
+        model=policy, args=args, train_dataset=pairs, processing_class=tok, peft_config=get_peft_config(model_args)
     )
     info = trainer.card_info
     info.method = "DPO (direct preference optimisation against the SFT reference)"
@@ -74,8 +65,8 @@ def build_trainer(recipe: SummaryDPOArgs, args: DPOConfig) -> DPOTrainer:
     return trainer
 
 
-def main(recipe: SummaryDPOArgs, args: DPOConfig) -> DPOTrainer:
-    trainer = build_trainer(recipe, args)
+def main(recipe: SummaryDPOArgs, args: DPOConfig, model_args: ModelConfig) -> DPOTrainer:
+    trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     save_policy(trainer, trainer.processing_class, args.output_dir)
     trainer.create_model_card()
@@ -83,5 +74,4 @@ def main(recipe: SummaryDPOArgs, args: DPOConfig) -> DPOTrainer:
 
 
 if __name__ == "__main__":
-    recipe, args = TrlParser((SummaryDPOArgs, DPOConfig)).parse_args_and_config()
-    main(recipe, args)
+    main(*TrlParser((SummaryDPOArgs, DPOConfig, ModelConfig)).parse_args_and_config())

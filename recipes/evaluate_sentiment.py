@@ -1,4 +1,4 @@
-"""Stage 5 of the sentiment pipeline: the trained policy against the initial one, on held-out prompts.
+"""Stage 4 of the sentiment pipeline: the trained policy against the initial one, on held-out prompts.
 
     python recipes/evaluate_sentiment.py --trained_model outputs/sentiment/ppo --reward_model outputs/sentiment/reward
 
@@ -9,7 +9,9 @@ al. 2019 did for their "vs zero-shot" comparison (humans preferred the tuned pol
   bootstrap interval over prompts;
 - KL(trained || initial) on the trained policy's samples: mean over continuations of the summed per-token
   log-ratio at the sampling temperature, the quantity the adaptive KL controller targets.
-Writes ``eval_results.json``, ``eval_summary.md`` and a before/after histogram into ``output_dir``.
+Writes ``eval_results.json``, ``eval_summary.md`` and a before/after histogram into ``output_dir``, and, when the
+trained model is a local folder with a card, adds the results (``model-index`` metadata and a table) and the histogram
+to that card (``update_card``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from dataclasses import asdict, dataclass, field
 
 from trl import TrlParser
 
-from rlhf_ext.continuation import load_policy, prompt_dataset
+from rlhf_ext.continuation import prompt_dataset
+from rlhf_ext.data.rows import take_rows
 from rlhf_ext.evaluation import win_rate
+from rlhf_ext.models import load_policy
+from rlhf_ext.offline.labelers import make_labeler
 from rlhf_ext.sampling import reward_model_scores, sample_completions, sequence_kl
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -39,7 +44,10 @@ class EvalConfig:
     reward_model: str | None = field(
         default="outputs/sentiment/reward", metadata={"help": "Reward model to score with (optional)."}
     )
-    task: str = field(default="sentiment", metadata={"help": "Labeler: 'sentiment' or 'descriptiveness'."})
+    task: str = field(
+        default="sentiment",
+        metadata={"help": "Labeler: 'sentiment' or 'descriptiveness'.", "choices": ["sentiment", "descriptiveness"]},
+    )
     prompts: str = field(
         default="offline",
         metadata={"help": "'offline' (held-out Rotten Tomatoes openings) or a Hub dataset; its `test` split is used."},
@@ -51,6 +59,9 @@ class EvalConfig:
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature, as in training."})
     batch_size: int = field(default=32, metadata={"help": "Prompts per generate() call."})
     seed: int = field(default=1234, metadata={"help": "Sampling seed (both policies use it)."})
+    update_card: bool = field(
+        default=True, metadata={"help": "Add the results to the trained model's card (a local folder with one)."}
+    )
     output_dir: str = field(default="outputs/sentiment/eval", metadata={"help": "Where results are written."})
 
 
@@ -66,13 +77,10 @@ def mean(xs):
 
 def main(cfg: EvalConfig) -> dict:
     from rlhf_ext.cards import plot_score_histograms
-    from rlhf_ext.offline.labelers import DescriptivenessLabeler, SentimentLabeler
 
-    labeler = {"sentiment": SentimentLabeler, "descriptiveness": DescriptivenessLabeler}[cfg.task]()
+    labeler = make_labeler(cfg.task)
     test = prompt_dataset(cfg.prompts, "test")
-    if cfg.num_prompts > len(test):
-        raise ValueError(f"num_prompts={cfg.num_prompts} but the held-out split has {len(test)} prompts")
-    prompts = test.shuffle(seed=0).select(range(cfg.num_prompts))["prompt"]
+    prompts = take_rows(test, cfg.num_prompts, seed=0, option="num_prompts", what="the held-out split")["prompt"]
 
     initial, tok = load_policy(cfg.initial_model)
     trained, trained_tok = load_policy(cfg.trained_model)
@@ -127,8 +135,41 @@ def main(cfg: EvalConfig) -> dict:
     ]
     with open(os.path.join(cfg.output_dir, "eval_summary.md"), "w") as f:
         f.write("\n".join(summary) + "\n")
+    if cfg.update_card:
+        update_card(cfg, results)
     print("\n".join(summary))
     return results
+
+
+def update_card(cfg: EvalConfig, results: dict) -> None:
+    """Put the results into the trained model's card, as metadata and a table, with the score histogram."""
+    import shutil
+    from pathlib import Path
+
+    from rlhf_ext.cards import update_model_card
+
+    folder = Path(cfg.trained_model)
+    if not (folder / "README.md").is_file():
+        return  # a Hub id, or a folder without a card
+    histogram, plots = Path(cfg.output_dir) / "plots" / "labeler_scores.png", []
+    if histogram.is_file():
+        (folder / "plots").mkdir(exist_ok=True)
+        shutil.copy(histogram, folder / "plots" / histogram.name)
+        plots.append({"title": "labeler scores", "path": f"plots/{histogram.name}"})
+    dataset = "review-openings" if cfg.prompts == "offline" else cfg.prompts
+    n = results["num_prompts"]
+    rows = [
+        (f"win rate vs initial policy ({n} prompts, labeler)", results["win_rate"]),
+        ("labeler score before", results["labeler_score_before"]),
+        ("labeler score after", results["labeler_score_after"]),
+        ("KL to initial policy (nats)", results["kl_to_initial"]),
+        ("reward-model score after", results.get("reward_model_score_after")),
+    ]
+    update_model_card(
+        folder / "README.md",
+        eval_results=[{"metric": metric, "value": value, "dataset": dataset} for metric, value in rows],
+        plots=plots,
+    )
 
 
 if __name__ == "__main__":

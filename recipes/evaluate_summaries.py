@@ -28,7 +28,9 @@ from pathlib import Path
 
 from trl import TrlParser
 
-from rlhf_ext.continuation import load_policy
+from rlhf_ext.data.rows import take_rows
+from rlhf_ext.models import load_policy
+from rlhf_ext.offline.labelers import make_labeler
 from rlhf_ext.sampling import reward_model_scores, sample_completions, sequence_kl
 from rlhf_ext.summarization import summarization_dataset
 
@@ -78,14 +80,11 @@ def mean(xs):
 
 def main(cfg: SummaryEvalConfig) -> dict:
     from rlhf_ext.evaluation import distinct_n, judge_comparisons, repetition_rate, rouge, write_results
-    from rlhf_ext.offline.labelers import SummaryLabeler
 
     if cfg.baseline not in cfg.policies:
         raise ValueError(f"baseline {cfg.baseline!r} is not one of the evaluated policies {cfg.policies}")
     data = summarization_dataset(cfg.dataset, cfg.split, cfg.dataset_config, cfg.max_article_words)
-    if cfg.num_prompts > len(data):
-        raise ValueError(f"num_prompts={cfg.num_prompts} but the {cfg.split!r} split has {len(data)} rows")
-    data = data.shuffle(seed=0).select(range(cfg.num_prompts))
+    data = take_rows(data, cfg.num_prompts, seed=0, option="num_prompts", what=f"the {cfg.split!r} split")
     prompts, references = list(data["prompt"]), [r.strip() for r in data["completion"]]
 
     # 1. every policy summarizes every article (same seed and settings)
@@ -103,7 +102,7 @@ def main(cfg: SummaryEvalConfig) -> dict:
     summaries["reference"] = references
 
     # 2. score every system: judge, reward model, ROUGE, length, degeneration
-    judge = SummaryLabeler()
+    judge = make_labeler("summary")
     judge_scores = {name: judge.score(prompts, texts) for name, texts in summaries.items()}
     rm_path = locate(cfg.root, cfg.reward_model) if cfg.reward_model else None
     metrics = {}

@@ -10,41 +10,31 @@ the paper does, not from the SFT model the other methods start from. ``rlhf_ext.
 ranked labels directly: SFT on the best summary of each article and the odds-ratio loss averaged over all
 ranked pairs, one forward pass per summary; pairwise Hub data (``trl-lib/tldr-preference``) works as well.
 lambda = 0.1 (the paper's, TRL's ``beta``); its numerically safe log-odds are rlhf_ext's (docs/orpo.md).
+The pretrained policy and its LoRA adapters are TRL's ``ModelConfig`` (``offline`` for SmolLM2-135M-Instruct).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from trl import TrlParser
+from trl import ModelConfig, TrlParser, get_peft_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sft_tldr import lora_config  # noqa: E402
-
-from rlhf_ext import ORPOConfig, ORPOTrainer  # noqa: E402
-from rlhf_ext.continuation import load_policy  # noqa: E402
-from rlhf_ext.export import save_policy  # noqa: E402
-from rlhf_ext.summarization import preference_dataset  # noqa: E402
+from rlhf_ext import ORPOConfig, ORPOTrainer
+from rlhf_ext.data.rows import take_rows
+from rlhf_ext.export import save_policy
+from rlhf_ext.models import load_policy
+from rlhf_ext.summarization import preference_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
 
 
 @dataclass
 class SummaryORPOArgs:
-    model_name_or_path: str = field(
-        default="offline",
-        metadata={"help": "The pretrained policy (ORPO needs no SFT stage): Hub id, folder or 'offline'."},
-    )
     preferences: str = field(
         default="outputs/tldr/labels",
         metadata={"help": "Comparisons: a folder from sample_and_label.py (ranked) or a Hub id (pairwise)."},
     )
     num_train_rows: int | None = field(default=None, metadata={"help": "Use the first N preference rows."})
-    use_lora: bool = field(default=True, metadata={"help": "Train LoRA adapters (merged on export)."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     dataset_is_standin: bool = field(
         default=True, metadata={"help": "Say on the model card that the data is an offline stand-in."}
     )
@@ -53,27 +43,26 @@ class SummaryORPOArgs:
 # ----------------------------------------------------------------------------- main
 
 
-def build_trainer(recipe: SummaryORPOArgs, args: ORPOConfig) -> ORPOTrainer:
-    data = preference_dataset(recipe.preferences, "train")
-    if recipe.num_train_rows is not None:
-        data = data.select(range(min(recipe.num_train_rows, len(data))))
-    policy, tok = load_policy(recipe.model_name_or_path)
+def build_trainer(recipe: SummaryORPOArgs, args: ORPOConfig, model_args: ModelConfig) -> ORPOTrainer:
+    data = take_rows(preference_dataset(recipe.preferences, "train"), recipe.num_train_rows, option="num_train_rows")
+    policy_name = model_args.model_name_or_path or "offline"  # the pretrained policy: ORPO needs no SFT stage
+    policy, tok = load_policy(policy_name)
     tok.padding_side = "right"
     trainer = ORPOTrainer(
-        model=policy, args=args, train_dataset=data, processing_class=tok, peft_config=lora_config(recipe)
+        model=policy, args=args, train_dataset=data, processing_class=tok, peft_config=get_peft_config(model_args)
     )
     info = trainer.card_info
     info.dataset_name = recipe.preferences
     ranked = "completions" in data.column_names
     info.dataset_description = f"{len(data)} " + ("ranked lists of summaries" if ranked else "summary comparisons")
     info.dataset_is_standin = recipe.dataset_is_standin
-    if recipe.model_name_or_path == "offline":
+    if policy_name == "offline":
         info.base_model = "HuggingFaceTB/SmolLM2-135M-Instruct"
     return trainer
 
 
-def main(recipe: SummaryORPOArgs, args: ORPOConfig) -> ORPOTrainer:
-    trainer = build_trainer(recipe, args)
+def main(recipe: SummaryORPOArgs, args: ORPOConfig, model_args: ModelConfig) -> ORPOTrainer:
+    trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     save_policy(trainer, trainer.processing_class, args.output_dir)
     trainer.create_model_card()
@@ -81,5 +70,4 @@ def main(recipe: SummaryORPOArgs, args: ORPOConfig) -> ORPOTrainer:
 
 
 if __name__ == "__main__":
-    recipe, args = TrlParser((SummaryORPOArgs, ORPOConfig)).parse_args_and_config()
-    main(recipe, args)
+    main(*TrlParser((SummaryORPOArgs, ORPOConfig, ModelConfig)).parse_args_and_config())

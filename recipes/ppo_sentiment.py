@@ -1,8 +1,8 @@
-"""Stage 4 of the sentiment pipeline: PPO against the learned reward model, with Ziegler's adaptive KL.
+"""Stage 3 of the sentiment pipeline: PPO against the learned reward model, with Ziegler's adaptive KL.
 
     accelerate launch recipes/ppo_sentiment.py --config recipes/configs/ppo_sentiment_offline.yaml
 
-The policy continues movie-review openings; the reward model of stage 3 scores each continuation at its
+The policy continues movie-review openings; the reward model of stage 2 scores each continuation at its
 end; a per-token penalty -beta * KL(pi || pi_ref) keeps the policy near the initial one, and beta adapts
 so the KL tracks a target (Ziegler et al. 2019, eq. 2): e = clip(KL/target - 1, -0.2, 0.2),
 beta <- beta * (1 + e * n / horizon). With ``--ptx_coef > 0`` each optimizer step also takes the language-
@@ -18,41 +18,46 @@ Where the offline default departs from the paper, and why (the paper's values in
   policy reaches 6 nats only by drifting into degenerate text within this budget (see the closing note of
   the demo issue for the measured curve);
 - 2 PPO epochs [4] over 2 minibatches per batch: the policy forward/backward is half of a step's time.
+
+The policy and its LoRA adapters are TRL's ``ModelConfig`` (``model_name_or_path``, ``use_peft``, ``lora_*``).
+Writes the merged policy (no value head), its card and ``train_results.json`` (with the final KL coefficient).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trl import TrlParser
+from trl import ModelConfig, TrlParser, get_peft_config
 
 from rlhf_ext import PPOConfig, PPOTrainer
-from rlhf_ext.continuation import load_policy, prompt_dataset
+from rlhf_ext.continuation import prompt_dataset
+from rlhf_ext.data.rows import take_rows
+from rlhf_ext.export import save_policy
+from rlhf_ext.models import load_policy
+from rlhf_ext.offline.labelers import LABELERS, make_labeler
 
 # ----------------------------------------------------------------------------- hyperparameters
 
 
 @dataclass
 class PPORecipeArgs:
-    model_name_or_path: str = field(
-        default="offline",
-        metadata={"help": "Initial policy: a Hub id or folder, or 'offline' for SmolLM2-135M-Instruct."},
-    )
     reward_model: str = field(
         default="outputs/sentiment/reward",
-        metadata={"help": "Reward model folder (stage 3), or 'labeler' to reward with the labeler's score directly."},
+        metadata={"help": "Reward model folder (stage 2), or 'labeler' to reward with the labeler's score directly."},
     )
-    task: str = field(default="sentiment", metadata={"help": "Labeler used when reward_model='labeler'."})
+    task: str = field(
+        default="sentiment",
+        metadata={"help": "Labeler used when reward_model='labeler'.", "choices": sorted(LABELERS)},
+    )
     prompts: str = field(
         default="offline",
         metadata={
             "help": "'offline' for the Rotten Tomatoes openings, or a Hub dataset with a `prompt` or `text` column."
         },
     )
-    num_prompts: int = field(default=2048, metadata={"help": "Training prompts drawn from the review openings."})
-    use_lora: bool = field(default=True, metadata={"help": "Train LoRA adapters instead of the full policy."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    num_prompts: int | None = field(
+        default=2048, metadata={"help": "Training prompts drawn from the openings (None = all of them)."}
+    )
     dataset_is_standin: bool = field(
         default=True, metadata={"help": "Say on the card that the prompts are stand-ins."}
     )
@@ -61,61 +66,39 @@ class PPORecipeArgs:
 # ----------------------------------------------------------------------------- main
 
 
-def reward_funcs_for(recipe: PPORecipeArgs):
-    if recipe.reward_model == "labeler":
-        from rlhf_ext.offline.labelers import DescriptivenessLabeler, SentimentLabeler
-
-        return {"sentiment": SentimentLabeler, "descriptiveness": DescriptivenessLabeler}[recipe.task]()
-    return recipe.reward_model
-
-
-def main(recipe: PPORecipeArgs, args: PPOConfig):
+def main(recipe: PPORecipeArgs, args: PPOConfig, model_args: ModelConfig):
     prompts = prompt_dataset(recipe.prompts, "train")
-    prompts = prompts.shuffle(seed=args.seed).select(range(min(recipe.num_prompts, len(prompts))))
+    prompts = take_rows(prompts, recipe.num_prompts, seed=args.seed, option="num_prompts", what="the prompt dataset")
     if args.ptx_coef > 0 and "text" not in prompts.column_names:
         raise ValueError(
             f"--ptx_coef > 0 needs review text: the prompt dataset {recipe.prompts!r} has no 'text' column"
         )
     ptx = prompts.select_columns(["text"]) if args.ptx_coef > 0 else None
-    policy, tok = load_policy(recipe.model_name_or_path)
-    peft_config = None
-    if recipe.use_lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=recipe.lora_r,
-            lora_alpha=recipe.lora_alpha,
-            lora_dropout=0.0,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
+    policy_name = model_args.model_name_or_path or "offline"
+    policy, tok = load_policy(policy_name)
+    reward = make_labeler(recipe.task) if recipe.reward_model == "labeler" else recipe.reward_model
     trainer = PPOTrainer(
         model=policy,
-        reward_funcs=reward_funcs_for(recipe),
+        reward_funcs=reward,
         args=args,
         train_dataset=prompts.select_columns(["prompt"]),
         ptx_dataset=ptx,
         processing_class=tok,
-        peft_config=peft_config,
+        peft_config=get_peft_config(model_args),
     )
-    trainer.train()
+    result = trainer.train()
 
-    # Export a plain causal LM (LoRA merged, value head left out) that loads anywhere transformers does.
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    if recipe.use_lora:
-        model = model.merge_and_unload()
-    model.save_pretrained(args.output_dir)
-    tok.save_pretrained(args.output_dir)
+    save_policy(trainer, tok, args.output_dir)  # LoRA merged, value head left out: loads anywhere transformers does
+    trainer.save_metrics("train", {**result.metrics, "kl_coef": trainer.kl_ctl.value}, combined=False)
     info = trainer.card_info
     info.dataset_name = "review-openings"
     info.dataset_description = "Rotten Tomatoes review openings (3-8 words) to continue"
     info.dataset_is_standin = recipe.dataset_is_standin
-    if recipe.model_name_or_path == "offline":
+    if policy_name == "offline":
         info.base_model = "HuggingFaceTB/SmolLM2-135M-Instruct"
-    trainer.create_model_card()  # run_demo.py rewrites it with the evaluation results
+    trainer.create_model_card()  # evaluate_sentiment.py adds its results to it
     return trainer
 
 
 if __name__ == "__main__":
-    recipe, args = TrlParser((PPORecipeArgs, PPOConfig)).parse_args_and_config()
-    main(recipe, args)
+    main(*TrlParser((PPORecipeArgs, PPOConfig, ModelConfig)).parse_args_and_config())

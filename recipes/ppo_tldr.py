@@ -14,33 +14,28 @@ articles' text.
 
 Offline departures (paper values in the paper config): SmolLM2-135M SFT policy with LoRA, a MiniLM reward
 model trained on SummaryLabeler rankings, 24-token summaries [53] (the stand-in's references are headlines
-of ~9 words), 2 PPO epochs [4], a few hundred episodes [1M]: 2 CPU cores.
+of ~9 words), 2 PPO epochs [4], a few hundred episodes [1M]: 2 CPU cores. The policy and its LoRA adapters are
+TRL's ``ModelConfig`` (``model_name_or_path``, ``use_peft``, ``lora_*``).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from trl import TrlParser
+from trl import ModelConfig, TrlParser, get_peft_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sft_tldr import lora_config, train_rows  # noqa: E402
-
-from rlhf_ext import PPOConfig, PPOTrainer  # noqa: E402
-from rlhf_ext.continuation import load_policy  # noqa: E402
-from rlhf_ext.export import save_policy  # noqa: E402
-from rlhf_ext.summarization import summarization_dataset  # noqa: E402
+from rlhf_ext import PPOConfig, PPOTrainer
+from rlhf_ext.data.rows import take_rows
+from rlhf_ext.export import save_policy
+from rlhf_ext.models import load_policy
+from rlhf_ext.offline.labelers import make_labeler
+from rlhf_ext.summarization import summarization_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
 
 
 @dataclass
 class SummaryPPOArgs:
-    model_name_or_path: str = field(
-        default="outputs/tldr/sft", metadata={"help": "The SFT policy (folder or Hub id), also the KL reference."}
-    )
     reward_model: str = field(
         default="outputs/tldr/reward",
         metadata={"help": "Reward model folder or Hub id, or 'labeler' to reward with SummaryLabeler directly."},
@@ -53,40 +48,31 @@ class SummaryPPOArgs:
         default=None, metadata={"help": "Offline stand-ins only: cut articles to N words."}
     )
     num_prompts: int | None = field(default=None, metadata={"help": "Training prompts (None = the whole split)."})
-    use_lora: bool = field(default=True, metadata={"help": "Train LoRA adapters (merged on export)."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     dataset_is_standin: bool = field(
         default=True, metadata={"help": "Say on the model card that the data is an offline stand-in."}
     )
 
 
-def reward_funcs_for(recipe: SummaryPPOArgs):
-    if recipe.reward_model == "labeler":
-        from rlhf_ext.offline.labelers import SummaryLabeler
-
-        return SummaryLabeler()
-    return recipe.reward_model
-
-
 # ----------------------------------------------------------------------------- main
 
 
-def build_trainer(recipe: SummaryPPOArgs, args: PPOConfig) -> PPOTrainer:
+def build_trainer(recipe: SummaryPPOArgs, args: PPOConfig, model_args: ModelConfig) -> PPOTrainer:
     data = summarization_dataset(recipe.dataset, "train", recipe.dataset_config, recipe.max_article_words)
-    data = train_rows(data, recipe.num_prompts, args.seed)
+    data = take_rows(data, recipe.num_prompts, seed=args.seed, option="num_prompts")
     ptx = None
     if args.ptx_coef > 0:  # InstructGPT mixes pretraining text; here the articles and their references
         ptx = data.map(lambda r: {"text": r["prompt"] + r["completion"]}, remove_columns=data.column_names)
-    policy, tok = load_policy(recipe.model_name_or_path)
+    policy, tok = load_policy(
+        model_args.model_name_or_path or "outputs/tldr/sft"
+    )  # the SFT policy: start and reference
     trainer = PPOTrainer(
         model=policy,
-        reward_funcs=reward_funcs_for(recipe),
+        reward_funcs=make_labeler("summary") if recipe.reward_model == "labeler" else recipe.reward_model,
         args=args,
         train_dataset=data.select_columns(["prompt"]),
         ptx_dataset=ptx,
         processing_class=tok,
-        peft_config=lora_config(recipe),
+        peft_config=get_peft_config(model_args),
     )
     info = trainer.card_info
     info.dataset_name = recipe.dataset
@@ -96,8 +82,8 @@ def build_trainer(recipe: SummaryPPOArgs, args: PPOConfig) -> PPOTrainer:
     return trainer
 
 
-def main(recipe: SummaryPPOArgs, args: PPOConfig) -> PPOTrainer:
-    trainer = build_trainer(recipe, args)
+def main(recipe: SummaryPPOArgs, args: PPOConfig, model_args: ModelConfig) -> PPOTrainer:
+    trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     save_policy(trainer, trainer.processing_class, args.output_dir)
     trainer.create_model_card()  # evaluate_summaries.py adds the comparison table
@@ -105,5 +91,4 @@ def main(recipe: SummaryPPOArgs, args: PPOConfig) -> PPOTrainer:
 
 
 if __name__ == "__main__":
-    recipe, args = TrlParser((SummaryPPOArgs, PPOConfig)).parse_args_and_config()
-    main(recipe, args)
+    main(*TrlParser((SummaryPPOArgs, PPOConfig, ModelConfig)).parse_args_and_config())

@@ -13,21 +13,19 @@ Pythia on TL;DR: ~0.63 for 1B, ~0.67 for 2.8B).
 
 Offline: the MiniLM encoder with a fresh scalar head (the sentiment recipe's backbone, chosen by
 benchmark); paper: the SFT model with a scalar head, as Stiennon et al. and Huang et al. initialise it.
+The backbone is TRL's ``ModelConfig.model_name_or_path`` (``offline`` for MiniLM).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from trl import TrlParser
+from trl import ModelConfig, TrlParser, get_peft_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reward_sentiment import load_backbone  # noqa: E402
-
-from rlhf_ext import RankedRewardConfig, RankedRewardTrainer  # noqa: E402
-from rlhf_ext.summarization import preference_dataset  # noqa: E402
+from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
+from rlhf_ext.data.rows import take_rows
+from rlhf_ext.models import load_reward_model
+from rlhf_ext.summarization import preference_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
 
@@ -39,10 +37,6 @@ class SummaryRewardArgs:
         metadata={"help": "Comparisons: a folder from sample_and_label.py (ranked) or a Hub id (pairwise)."},
     )
     eval_split: str = field(default="test", metadata={"help": "Split used for held-out accuracy."})
-    model_name_or_path: str = field(
-        default="offline",
-        metadata={"help": "Reward backbone: the SFT model folder / Hub id, or 'offline' for MiniLM + scalar head."},
-    )
     num_train_rows: int | None = field(default=None, metadata={"help": "Use the first N training rows (None = all)."})
     num_eval_rows: int | None = field(default=None, metadata={"help": "Use the first N held-out rows (None = all)."})
     dataset_is_standin: bool = field(
@@ -50,18 +44,23 @@ class SummaryRewardArgs:
     )
 
 
-def first(dataset, n):
-    return dataset if n is None else dataset.select(range(min(n, len(dataset))))
-
-
 # ----------------------------------------------------------------------------- main
 
 
-def build_trainer(recipe: SummaryRewardArgs, args: RankedRewardConfig) -> RankedRewardTrainer:
-    train = first(preference_dataset(recipe.preferences, "train"), recipe.num_train_rows)
-    test = first(preference_dataset(recipe.preferences, recipe.eval_split), recipe.num_eval_rows)
-    model, tok = load_backbone(recipe.model_name_or_path)
-    trainer = RankedRewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=test, processing_class=tok)
+def build_trainer(recipe: SummaryRewardArgs, args: RankedRewardConfig, model_args: ModelConfig) -> RankedRewardTrainer:
+    train = take_rows(preference_dataset(recipe.preferences, "train"), recipe.num_train_rows, option="num_train_rows")
+    test = preference_dataset(recipe.preferences, recipe.eval_split)
+    test = take_rows(test, recipe.num_eval_rows, option="num_eval_rows", what=f"the {recipe.eval_split!r} split")
+    backbone = model_args.model_name_or_path or "offline"
+    model, tok = load_reward_model(backbone)
+    trainer = RankedRewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=tok,
+        peft_config=get_peft_config(model_args),
+    )
     info = trainer.card_info
     info.dataset_name = recipe.preferences
     ranked = "completions" in train.column_names
@@ -71,13 +70,13 @@ def build_trainer(recipe: SummaryRewardArgs, args: RankedRewardConfig) -> Ranked
         else f"{len(train)} pairwise summary comparisons"
     )
     info.dataset_is_standin = recipe.dataset_is_standin
-    if recipe.model_name_or_path == "offline":
+    if backbone == "offline":
         info.base_model = "sentence-transformers/all-MiniLM-L6-v2"
     return trainer
 
 
-def main(recipe: SummaryRewardArgs, args: RankedRewardConfig):
-    trainer = build_trainer(recipe, args)
+def main(recipe: SummaryRewardArgs, args: RankedRewardConfig, model_args: ModelConfig):
+    trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     metrics = trainer.evaluate()
     trainer.card_info.eval_results = [
@@ -93,5 +92,4 @@ def main(recipe: SummaryRewardArgs, args: RankedRewardConfig):
 
 
 if __name__ == "__main__":
-    recipe, args = TrlParser((SummaryRewardArgs, RankedRewardConfig)).parse_args_and_config()
-    main(recipe, args)
+    main(*TrlParser((SummaryRewardArgs, RankedRewardConfig, ModelConfig)).parse_args_and_config())

@@ -1,16 +1,22 @@
 """The whole sentiment pipeline of Ziegler et al. 2019 with InstructGPT's ranked labels, on the offline default.
 
     make demo                     # = python recipes/run_demo.py
+    python recipes/run_demo.py --task descriptiveness         # writes outputs/descriptiveness/
     python recipes/run_demo.py --push_to_hub --hub_model_id you/smollm2-ppo-sentiment
+    python recipes/run_demo.py --cards_dir model_cards/sentiment  # also keep the example cards in the repository
 
-Stages (each is also a recipe of its own, runnable with ``accelerate launch``):
-1. ``sample_and_label.py``  SmolLM2 samples K = 4 continuations of 256 review openings; VADER ranks them.
-2. ``reward_sentiment.py``  RankedRewardTrainer fits a MiniLM reward model on the rankings.
-3. ``ppo_sentiment.py``     PPO with Ziegler's adaptive KL against that reward model (LoRA on SmolLM2).
-4. ``evaluate_sentiment.py`` held-out prompts: labeler and RM scores, KL, win rate vs the initial policy.
-5. model cards (reward model, policy, ranked dataset) with plots; pushed with ``--push_to_hub``.
+Stages, each a recipe of its own that runs alone (``accelerate launch recipes/<stage>.py --config ...``):
+1. ``sample_and_label.py``   SmolLM2 samples K = 4 continuations of 256 review openings; the labeler ranks them.
+2. ``reward_sentiment.py``   RankedRewardTrainer fits a MiniLM reward model on the rankings.
+3. ``ppo_sentiment.py``      PPO with Ziegler's adaptive KL against that reward model (LoRA on SmolLM2).
+4. ``evaluate_sentiment.py`` held-out prompts: labeler and RM scores, KL, win rate vs the initial policy, written
+                             into the policy's card. Then ``summary.json``, and with ``--push_to_hub`` the policy,
+                             the reward model and the ranked dataset, each with its card.
 
-``--toy`` runs the same stages on tiny random models in about a minute (the CI test uses it).
+Each stage runs as the command this script prints would run it (``rlhf_ext.pipeline.run_stage``: the recipe's own
+argument parsing on its config plus a few overrides, inside this interpreter so TRL is imported once); stages pass
+results on through the files they write, as separate commands would. ``--toy`` runs the same stages on tiny random
+models in about a minute (the CI test).
 """
 
 from __future__ import annotations
@@ -18,30 +24,48 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import sys
 import time
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+STAGES = ("label", "reward", "ppo", "evaluate")
+SCRIPTS = {
+    "label": "sample_and_label.py",
+    "reward": "reward_sentiment.py",
+    "ppo": "ppo_sentiment.py",
+    "evaluate": "evaluate_sentiment.py",
+}
+CONFIGS = {
+    "label": "sample_and_label_offline.yaml",
+    "reward": "reward_sentiment_offline.yaml",
+    "ppo": "ppo_sentiment_offline.yaml",
+    "evaluate": "evaluate_sentiment_offline.yaml",
+}
 
-import evaluate_sentiment  # noqa: E402
-import ppo_sentiment  # noqa: E402
-import reward_sentiment  # noqa: E402
-import sample_and_label  # noqa: E402
-from trl import TrlParser  # noqa: E402
 
-from rlhf_ext import PPOConfig, RankedRewardConfig  # noqa: E402
+def toy_overrides(root: Path) -> dict[str, list[str]]:
+    """Tiny random models and a few steps: every stage's code path in about a minute."""
+    from rlhf_ext.testing.tiny_models import build_tiny_models
 
-
-def parse(parser_types, config: Path, overrides: list[str]):
-    return TrlParser(parser_types).parse_args_and_config(["--config", str(config), *overrides])
+    tiny = build_tiny_models(root / "tiny-models")
+    # A random tiny model rarely writes sentiment words (VADER ties everything), so the toy ranks by the
+    # descriptiveness proxy unless --task says otherwise, and samples longer at temperature 1.
+    return {
+        "label": ["--model_name_or_path", str(tiny.causal_lm), "--num_prompts", "24", "--temperature", "1.0"],
+        "reward": ["--model_name_or_path", str(tiny.reward_model), "--num_train_epochs", "1"],
+        "ppo": ["--model_name_or_path", str(tiny.causal_lm), "--num_prompts", "32", "--max_steps", "2",
+                "--per_device_train_batch_size", "8", "--max_completion_length", "8", "--use_peft", "false"],
+        "evaluate": ["--initial_model", str(tiny.causal_lm), "--num_prompts", "16"],
+    }  # fmt: skip
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--output_dir", default="outputs/sentiment", help="Root folder of every stage's outputs.")
+    ap.add_argument(
+        "--output_dir", default=None, help="Root folder of every stage's outputs (default outputs/<task>)."
+    )
     ap.add_argument("--task", default=None, choices=["sentiment", "descriptiveness"],
                     help="What the labeler prefers (Ziegler et al.'s stylistic tasks); default sentiment, toy: descriptiveness.")  # fmt: skip
     ap.add_argument("--toy", action="store_true", help="Tiny random models and a few steps (CI).")
@@ -49,91 +73,65 @@ def main(argv=None):
     ap.add_argument("--push_to_hub", action="store_true", help="Push the policy, reward model and dataset.")
     ap.add_argument("--hub_model_id", default=None, help="Policy repo id; the RM and dataset get -reward/-labels.")
     ap.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in user's).")
+    ap.add_argument("--cards_dir", default=None,
+                    help="Also copy the policy's and reward model's cards (README.md and plots) here, e.g. model_cards/sentiment.")  # fmt: skip
     args = ap.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         ap.error("--push_to_hub needs --hub_model_id")
     args.task = args.task or ("descriptiveness" if args.toy else "sentiment")
 
-    root = Path(args.output_dir)
+    from rlhf_ext.cards import copy_card, update_model_card
+    from rlhf_ext.pipeline import run_stage
+
+    root = Path(args.output_dir or f"outputs/{args.task}")
     dirs = {name: root / name for name in ("labels", "reward", "ppo", "eval")}
-    configs = HERE / "configs"
-    over = {"label": [], "reward": [], "ppo": [], "eval": []}
-    if args.toy:
-        from rlhf_ext.testing.tiny_models import build_tiny_models
+    over = toy_overrides(root) if args.toy else {stage: [] for stage in STAGES}
+    over["label"] += ["--task", args.task, "--output_dir", str(dirs["labels"])]
+    over["reward"] += ["--labels_dir", str(dirs["labels"]), "--output_dir", str(dirs["reward"])]
+    over["ppo"] += ["--reward_model", str(dirs["reward"]), "--output_dir", str(dirs["ppo"])]
+    over["ppo"] += ["--ptx_coef", "27.8"] if args.ptx else []
+    over["evaluate"] += ["--task", args.task, "--trained_model", str(dirs["ppo"]), "--reward_model", str(dirs["reward"]),
+                         "--output_dir", str(dirs["eval"])]  # fmt: skip
 
-        tiny = build_tiny_models(root / "tiny-models")
-        # A random tiny model rarely writes sentiment words (VADER ties everything), so the toy ranks by the
-        # descriptiveness proxy unless --task says otherwise, and samples longer at temperature 1.
-        over["label"] = ["--model_name_or_path", str(tiny.causal_lm), "--num_prompts", "24", "--temperature", "1.0"]
-        over["reward"] = ["--model_name_or_path", str(tiny.reward_model), "--num_train_epochs", "1"]
-        over["ppo"] = [
-            "--model_name_or_path", str(tiny.causal_lm), "--num_prompts", "32", "--max_steps", "2",
-            "--per_device_train_batch_size", "8", "--max_completion_length", "8", "--use_lora", "false",
-        ]  # fmt: skip
-        over["eval"] = ["--initial_model", str(tiny.causal_lm), "--num_prompts", "16"]
-    over["label"] += ["--task", args.task]
-    over["eval"] += ["--task", args.task]
-    if args.ptx:
-        over["ppo"] += ["--ptx_coef", "27.8"]
-
+    titles = {  # stage -> (banner, key in summary.json's timings)
+        "label": ("sample K=4 continuations and rank them with the labeler", "sample and label"),
+        "reward": ("reward model from the rankings (RankedRewardTrainer)", "reward model"),
+        "ppo": ("PPO with adaptive KL against the reward model", "PPO"),
+        "evaluate": ("evaluate on held-out prompts, results into the policy's card", "evaluation"),
+    }
     timings = {}
     t0 = time.time()
-
-    print("\n=== 1/5 sample K=4 continuations and rank them with the labeler ===", flush=True)
-    (label_cfg,) = parse(sample_and_label.SampleAndLabelConfig, configs / "sample_and_label_offline.yaml",
-                         over["label"] + ["--output_dir", str(dirs["labels"])])  # fmt: skip
-    _, label_stats = sample_and_label.main(label_cfg)
-    timings["sample and label"] = time.time() - t0
-
-    print("\n=== 2/5 reward model from the rankings (RankedRewardTrainer) ===", flush=True)
-    t = time.time()
-    reward_args = parse((reward_sentiment.RewardRecipeArgs, RankedRewardConfig), configs / "reward_sentiment_offline.yaml",
-                        over["reward"] + ["--labels_dir", str(dirs["labels"]), "--output_dir", str(dirs["reward"])])  # fmt: skip
-    rm_trainer, rm_metrics = reward_sentiment.main(*reward_args)
-    timings["reward model"] = time.time() - t
-
-    print("\n=== 3/5 PPO with adaptive KL against the reward model ===", flush=True)
-    t = time.time()
-    ppo_args = parse((ppo_sentiment.PPORecipeArgs, PPOConfig), configs / "ppo_sentiment_offline.yaml",
-                     over["ppo"] + ["--reward_model", str(dirs["reward"]), "--output_dir", str(dirs["ppo"])])  # fmt: skip
-    ppo_trainer = ppo_sentiment.main(*ppo_args)
-    timings["PPO"] = time.time() - t
-
-    print("\n=== 4/5 evaluate on held-out prompts ===", flush=True)
-    t = time.time()
-    (eval_cfg,) = parse(evaluate_sentiment.EvalConfig, configs / "evaluate_sentiment_offline.yaml",
-                        over["eval"] + ["--trained_model", str(dirs["ppo"]), "--reward_model", str(dirs["reward"]),
-                                        "--output_dir", str(dirs["eval"])])  # fmt: skip
-    results = evaluate_sentiment.main(eval_cfg)
-    timings["evaluation"] = time.time() - t
-
-    print("\n=== 5/5 model cards ===", flush=True)
-    ppo_cfg = ppo_args[1]
-    kl_band = (ppo_cfg.kl_target / 2, ppo_cfg.kl_target * 1.5) if ppo_cfg.kl_target else None
-    info = ppo_trainer.card_info  # ppo_sentiment.main filled in the data and base model
-    info.summary = (
-        "SmolLM2-135M-Instruct tuned with PPO and Ziegler et al.'s adaptive KL to continue movie-review openings "
-        "positively, against a reward model trained on VADER-ranked samples (an offline reproduction of the "
-        "sentiment experiment of Ziegler et al. 2019)."
-        if not args.toy
-        else "A toy run of the rlhf_ext sentiment pipeline on tiny random models (CI)."
-    )
-    n = results["num_prompts"]
-    info.eval_results = [
-        {"metric": f"win rate vs initial policy ({n} prompts, labeler)", "value": results["win_rate"]},
-        {"metric": "labeler score before", "value": results["labeler_score_before"]},
-        {"metric": "labeler score after", "value": results["labeler_score_after"]},
-        {"metric": "KL to initial policy (nats)", "value": results["kl_to_initial"]},
-        {"metric": "reward-model score after", "value": results.get("reward_model_score_after")},
-    ]
-    shutil.copytree(dirs["eval"] / "plots", dirs["ppo"] / "plots", dirs_exist_ok=True)
-    info.extra_plots = [{"title": "labeler scores", "path": "plots/labeler_scores.png"}]
-    ppo_trainer.create_model_card()
+    for number, stage in enumerate(STAGES, start=1):
+        banner, key = titles[stage]
+        print(f"\n=== {number}/{len(STAGES)} {banner} ===", flush=True)
+        timings[key] = run_stage(HERE / SCRIPTS[stage], HERE / "configs" / CONFIGS[stage], over[stage])
     timings["total"] = time.time() - t0
+
+    # What the stages wrote, read back as a user reading the folders would.
+    def read_json(path):
+        return json.loads(Path(path).read_text())
+
+    label_stats = read_json(dirs["labels"] / "labeling_stats.json")
+    rm_metrics = read_json(dirs["reward"] / "eval_results.json")
+    results = read_json(dirs["eval"] / "eval_results.json")["results"]
+    final_kl_coef = read_json(dirs["ppo"] / "train_results.json").get("kl_coef")
+    kl_target = yaml.safe_load((HERE / "configs" / CONFIGS["ppo"]).read_text()).get("kl_target")
+    kl_band = (kl_target / 2, kl_target * 1.5) if kl_target else None
+    update_model_card(
+        dirs["ppo"] / "README.md",
+        summary=(
+            "SmolLM2-135M-Instruct tuned with PPO and Ziegler et al.'s adaptive KL to continue movie-review openings "
+            "positively, against a reward model trained on VADER-ranked samples (an offline reproduction of the "
+            "sentiment experiment of Ziegler et al. 2019)."
+            if not args.toy
+            else "A toy run of the rlhf_ext sentiment pipeline on tiny random models (CI)."
+        ),
+    )
 
     def fmt(x):
         return "n/a" if x is None else f"{x:.3f}"
 
+    n = results["num_prompts"]
     low, high = results["win_rate_ci90"]
     summary = {
         "comparisons labeled": str(label_stats["comparisons"]),
@@ -143,11 +141,14 @@ def main(argv=None):
         f"win rate vs initial, {n} prompts": f"{fmt(results['win_rate'])} (90% CI {fmt(low)}-{fmt(high)})",
         "KL to initial (nats)": fmt(results["kl_to_initial"])
         + (f" (target band {kl_band[0]:.1f}-{kl_band[1]:.1f})" if kl_band else ""),
-        "final KL coefficient": fmt(getattr(getattr(ppo_trainer, "kl_ctl", None), "value", None)),
+        "final KL coefficient": fmt(final_kl_coef),
         "wall time": f"{timings['total'] / 60:.1f} min",
     }
     with open(root / "summary.json", "w") as f:
         json.dump({"summary": summary, "timings_s": timings, "eval": results}, f, indent=2, default=str)
+    if args.cards_dir:
+        copy_card(dirs["ppo"], Path(args.cards_dir) / "policy")
+        copy_card(dirs["reward"], Path(args.cards_dir) / "reward_model")
 
     if args.push_to_hub:
         from datasets import load_from_disk

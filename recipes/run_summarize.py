@@ -4,8 +4,9 @@
     python recipes/run_summarize.py --dataset cnndm    # the CNN/DailyMail-sized stand-in
     python recipes/run_summarize.py --toy              # tiny random models, a few steps (the CI test)
     python recipes/run_summarize.py --push_to_hub --hub_model_id you/smollm2-tldr   # also push models and cards
+    python recipes/run_summarize.py --cards_dir model_cards/tldr   # also keep the example cards in the repository
 
-Stages (each is a recipe of its own, runnable with ``accelerate launch`` and the config named here):
+Stages (each a recipe of its own, runnable with ``accelerate launch`` and the config named here):
 1. ``sft_tldr.py``          SFT on reference summaries                        sft_<dataset>_offline.yaml
 2. ``sample_and_label.py``  K = 4 SFT summaries per article, ranked           label_<dataset>_offline.yaml
 3. ``reward_tldr.py``       RankedRewardTrainer on the rankings                reward_<dataset>_offline.yaml
@@ -15,6 +16,10 @@ Stages (each is a recipe of its own, runnable with ``accelerate launch`` and the
 7. ``evaluate_summaries.py`` all policies and the references on held-out articles; results table,
                             plot and model cards                             evaluate_<dataset>_offline.yaml
 ``--stages`` runs a subset (e.g. ``--stages evaluate`` after editing the evaluation config).
+
+Each stage runs as the command this script prints would run it (``rlhf_ext.pipeline.run_stage``: the recipe's own
+argument parsing on its config plus a few overrides, inside this interpreter so TRL is imported once); stages pass
+results on through the folders they write, as separate commands would.
 """
 
 from __future__ import annotations
@@ -22,29 +27,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import dpo_tldr  # noqa: E402
-import evaluate_summaries  # noqa: E402
-import orpo_tldr  # noqa: E402
-import ppo_tldr  # noqa: E402
-import reward_tldr  # noqa: E402
-import sample_and_label  # noqa: E402
-import sft_tldr  # noqa: E402
-from trl import DPOConfig, SFTConfig, TrlParser  # noqa: E402
-
-from rlhf_ext import ORPOConfig, PPOConfig, RankedRewardConfig  # noqa: E402
-
 STAGES = ("sft", "label", "reward", "ppo", "dpo", "orpo", "evaluate")
-
-
-def parse(parser_types, config: Path, overrides: list[str]):
-    return TrlParser(parser_types).parse_args_and_config(["--config", str(config), *overrides])
+SCRIPTS = {
+    "sft": "sft_tldr.py",
+    "label": "sample_and_label.py",
+    "reward": "reward_tldr.py",
+    "ppo": "ppo_tldr.py",
+    "dpo": "dpo_tldr.py",
+    "orpo": "orpo_tldr.py",
+    "evaluate": "evaluate_summaries.py",
+}
 
 
 def toy_overrides(root: Path) -> dict[str, list[str]]:
@@ -61,7 +56,7 @@ def toy_overrides(root: Path) -> dict[str, list[str]]:
         "label": ["--num_prompts", "16", "--max_new_tokens", "12", "--temperature", "1.0", *short],
         "reward": ["--model_name_or_path", rm, "--num_train_epochs", "1", "--per_device_train_batch_size", "4"],
         "ppo": ["--num_prompts", "16", "--per_device_train_batch_size", "4", "--max_completion_length", "8",
-                "--use_lora", "false", *short, *steps],
+                "--use_peft", "false", *short, *steps],
         "dpo": ["--per_device_train_batch_size", "4", "--max_length", "320", *steps],
         "orpo": ["--model_name_or_path", lm, "--per_device_train_batch_size", "2", "--max_length", "320", *steps],
         "evaluate": ["--num_prompts", "8", "--max_new_tokens", "8", *short],
@@ -77,9 +72,13 @@ def main(argv=None):
     ap.add_argument("--push_to_hub", action="store_true", help="Push the policies, reward model and labels.")
     ap.add_argument("--hub_model_id", default=None, help="Prefix of the repo ids: <id>-sft, <id>-ppo, ...")
     ap.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in user's).")
+    ap.add_argument("--cards_dir", default=None,
+                    help="Also copy each policy's and the reward model's card (README.md and plots) here, e.g. model_cards/tldr.")  # fmt: skip
     args = ap.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         ap.error("--push_to_hub needs --hub_model_id")
+
+    from rlhf_ext.pipeline import run_stage
 
     root = Path(args.output_dir or f"outputs/{args.dataset}")
     d = {name: root / name for name in ("sft", "labels", "reward", "ppo", "dpo", "orpo", "eval")}
@@ -92,36 +91,29 @@ def main(argv=None):
     over["orpo"] += ["--preferences", str(d["labels"]), "--output_dir", str(d["orpo"])]
     over["evaluate"] += ["--root", str(root), "--output_dir", str(d["eval"])]
 
-    def config(stage):
-        return HERE / "configs" / f"{stage}_{args.dataset}_offline.yaml"
-
-    timings, results = {}, None
-    for stage in STAGES:
+    timings = {}
+    for number, stage in enumerate(STAGES, start=1):
         if stage not in args.stages:
             continue
-        print(f"\n=== {stage} ===", flush=True)
-        t = time.time()
-        if stage == "sft":
-            sft_tldr.main(*parse((sft_tldr.SFTRecipeArgs, SFTConfig), config("sft"), over["sft"]))
-        elif stage == "label":
-            sample_and_label.main(*parse(sample_and_label.SampleAndLabelConfig, config("label"), over["label"]))
-        elif stage == "reward":
-            reward_tldr.main(*parse((reward_tldr.SummaryRewardArgs, RankedRewardConfig), config("reward"), over["reward"]))  # fmt: skip
-        elif stage == "ppo":
-            ppo_tldr.main(*parse((ppo_tldr.SummaryPPOArgs, PPOConfig), config("ppo"), over["ppo"]))
-        elif stage == "dpo":
-            dpo_tldr.main(*parse((dpo_tldr.SummaryDPOArgs, DPOConfig), config("dpo"), over["dpo"]))
-        elif stage == "orpo":
-            orpo_tldr.main(*parse((orpo_tldr.SummaryORPOArgs, ORPOConfig), config("orpo"), over["orpo"]))
-        else:
-            results = evaluate_summaries.main(*parse(evaluate_summaries.SummaryEvalConfig, config("evaluate"), over["evaluate"]))  # fmt: skip
-        timings[stage] = round(time.time() - t, 1)
+        print(f"\n=== {number}/{len(STAGES)} {stage} ===", flush=True)
+        config = HERE / "configs" / f"{stage}_{args.dataset}_offline.yaml"
+        seconds = run_stage(HERE / SCRIPTS[stage], config, over[stage])
+        timings[stage] = round(seconds, 1)
         print(f"[{stage}: {timings[stage]:.0f} s]", flush=True)
 
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "timings.json", "w") as f:
         json.dump({"seconds": timings, "toy": args.toy, "dataset": args.dataset}, f, indent=2)
+    results = None
+    if "evaluate" in args.stages:  # every system's metrics, as evaluate_summaries.py wrote them
+        results = json.loads((d["eval"] / "results.json").read_text())["systems"]
 
+    if args.cards_dir:
+        from rlhf_ext.cards import copy_card
+
+        for name in ("sft", "ppo", "dpo", "orpo", "reward"):
+            if (d[name] / "README.md").exists():
+                copy_card(d[name], Path(args.cards_dir) / name)
     if args.push_to_hub:
         from rlhf_ext.hub import push_folder
 

@@ -1,4 +1,7 @@
-"""Stage 1-2 of Ziegler et al. 2019 with InstructGPT's labels: sample K continuations, let a labeler rank them.
+"""Sample K completions per prompt and let a labeler rank them (Ziegler et al. 2019 with InstructGPT's labels).
+
+Stage 1 of the sentiment pipeline (``recipes/run_demo.py``) and stage 2 of the summarization one
+(``recipes/run_summarize.py``):
 
     accelerate launch recipes/sample_and_label.py --config recipes/configs/sample_and_label_offline.yaml
     accelerate launch recipes/sample_and_label.py --config recipes/configs/label_tldr_offline.yaml  # summaries
@@ -24,8 +27,11 @@ from pathlib import Path
 import torch
 from trl import TrlParser
 
-from rlhf_ext.continuation import load_policy, prompt_dataset
+from rlhf_ext.continuation import prompt_dataset
 from rlhf_ext.data.ranking import ranks_from_scores
+from rlhf_ext.data.rows import take_rows
+from rlhf_ext.models import load_policy
+from rlhf_ext.offline.labelers import LABELERS, make_labeler
 from rlhf_ext.sampling import sample_completions
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -52,7 +58,10 @@ class SampleAndLabelConfig:
     )
     task: str = field(
         default="sentiment",
-        metadata={"help": "What the labeler prefers: 'sentiment', 'descriptiveness' or 'summary' (SummaryLabeler)."},
+        metadata={
+            "help": "What the labeler prefers (rlhf_ext.offline.labelers.LABELERS).",
+            "choices": sorted(LABELERS),
+        },
     )
     num_prompts: int = field(default=256, metadata={"help": "Prompts to label (Ziegler et al. used 4,992 labels)."})
     k: int = field(
@@ -87,18 +96,7 @@ def load_prompts(cfg: SampleAndLabelConfig) -> list[str]:
         ds = summarization_dataset(source, "train", cfg.dataset_config, cfg.max_article_words)
     else:
         ds = prompt_dataset(source, "train")
-    if num_prompts > len(ds):
-        raise ValueError(f"num_prompts={num_prompts} but the prompt dataset has only {len(ds)} rows")
-    return ds.shuffle(seed=seed).select(range(num_prompts))["prompt"]
-
-
-def make_labeler(task: str):
-    from rlhf_ext.offline.labelers import DescriptivenessLabeler, SentimentLabeler, SummaryLabeler
-
-    labelers = {"sentiment": SentimentLabeler, "descriptiveness": DescriptivenessLabeler, "summary": SummaryLabeler}
-    if task not in labelers:
-        raise ValueError(f"task must be one of {sorted(labelers)}, got {task!r}")
-    return labelers[task]()
+    return take_rows(ds, num_prompts, seed=seed, option="num_prompts", what="the prompt dataset")["prompt"]
 
 
 # ----------------------------------------------------------------------------- main

@@ -12,17 +12,19 @@ after each reference so the policy learns to stop (PPO's missing-EOS penalty rel
 
 The offline default fine-tunes SmolLM2-135M-Instruct with LoRA (r 16, all linear layers) on 512 news
 articles, one epoch: about 3 minutes on 2 CPU cores. The exported folder is a plain causal LM (LoRA merged).
+The policy and its LoRA adapters are TRL's ``ModelConfig`` (``model_name_or_path``, ``use_peft``, ``lora_*``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trl import SFTConfig, TrlParser
+from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
 
 from rlhf_ext import SFTTrainer
-from rlhf_ext.continuation import load_policy
+from rlhf_ext.data.rows import take_rows
 from rlhf_ext.export import save_policy
+from rlhf_ext.models import load_policy
 from rlhf_ext.summarization import summarization_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -30,10 +32,6 @@ from rlhf_ext.summarization import summarization_dataset
 
 @dataclass
 class SFTRecipeArgs:
-    model_name_or_path: str = field(
-        default="offline",
-        metadata={"help": "Pretrained policy: a Hub id or folder, or 'offline' for SmolLM2-135M-Instruct."},
-    )
     dataset: str = field(
         default="offline-tldr",
         metadata={
@@ -50,49 +48,22 @@ class SFTRecipeArgs:
     num_train_rows: int | None = field(
         default=None, metadata={"help": "Use the first N rows after a seeded shuffle (None = all)."}
     )
-    use_lora: bool = field(default=True, metadata={"help": "Train LoRA adapters (merged on export)."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     dataset_is_standin: bool = field(
         default=True, metadata={"help": "Say on the model card that the data is an offline stand-in."}
     )
 
 
-def lora_config(recipe):
-    if not recipe.use_lora:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=recipe.lora_r,
-        lora_alpha=recipe.lora_alpha,
-        lora_dropout=0.0,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
-
-
-def train_rows(dataset, n: int | None, seed: int):
-    if n is None:
-        return dataset
-    if n > len(dataset):
-        raise ValueError(f"num_train_rows={n} but the dataset has only {len(dataset)} rows")
-    return dataset.shuffle(seed=seed).select(range(n))
-
-
 # ----------------------------------------------------------------------------- main
 
 
-def build_trainer(recipe: SFTRecipeArgs, args: SFTConfig) -> SFTTrainer:
-    train = train_rows(
-        summarization_dataset(recipe.dataset, "train", recipe.dataset_config, recipe.max_article_words),
-        recipe.num_train_rows,
-        args.seed,
-    )
-    policy, tok = load_policy(recipe.model_name_or_path)
+def build_trainer(recipe: SFTRecipeArgs, args: SFTConfig, model_args: ModelConfig) -> SFTTrainer:
+    train = summarization_dataset(recipe.dataset, "train", recipe.dataset_config, recipe.max_article_words)
+    train = take_rows(train, recipe.num_train_rows, seed=args.seed, option="num_train_rows")
+    policy_name = model_args.model_name_or_path or "offline"
+    policy, tok = load_policy(policy_name)
     tok.padding_side = "right"  # training pads on the right; generation code switches to left
     trainer = SFTTrainer(
-        model=policy, args=args, train_dataset=train, processing_class=tok, peft_config=lora_config(recipe)
+        model=policy, args=args, train_dataset=train, processing_class=tok, peft_config=get_peft_config(model_args)
     )
     info = trainer.card_info
     info.method = "supervised fine-tuning on reference summaries (SFT)"
@@ -100,13 +71,13 @@ def build_trainer(recipe: SFTRecipeArgs, args: SFTConfig) -> SFTTrainer:
     info.dataset_name = recipe.dataset
     info.dataset_description = f"{len(train)} (article, reference summary) pairs"
     info.dataset_is_standin = recipe.dataset_is_standin
-    if recipe.model_name_or_path == "offline":
+    if policy_name == "offline":
         info.base_model = "HuggingFaceTB/SmolLM2-135M-Instruct"
     return trainer
 
 
-def main(recipe: SFTRecipeArgs, args: SFTConfig) -> SFTTrainer:
-    trainer = build_trainer(recipe, args)
+def main(recipe: SFTRecipeArgs, args: SFTConfig, model_args: ModelConfig) -> SFTTrainer:
+    trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     save_policy(trainer, trainer.processing_class, args.output_dir)
     trainer.create_model_card()
@@ -114,5 +85,4 @@ def main(recipe: SFTRecipeArgs, args: SFTConfig) -> SFTTrainer:
 
 
 if __name__ == "__main__":
-    recipe, args = TrlParser((SFTRecipeArgs, SFTConfig)).parse_args_and_config()
-    main(recipe, args)
+    main(*TrlParser((SFTRecipeArgs, SFTConfig, ModelConfig)).parse_args_and_config())

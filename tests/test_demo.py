@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+from recipe_loader import RECIPES, load_recipe
 
 
 @pytest.fixture(scope="module")
 def run_demo():
-    sys.path.insert(0, str(RECIPES))
-    import run_demo
-
-    yield run_demo
-    sys.path.remove(str(RECIPES))
+    return load_recipe("run_demo")
 
 
 def test_toy_pipeline_runs_every_stage_and_pushes(run_demo, local_hub, tmp_path):
@@ -25,9 +18,9 @@ def test_toy_pipeline_runs_every_stage_and_pushes(run_demo, local_hub, tmp_path)
     from huggingface_hub import HfApi, ModelCard
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    out = tmp_path / "demo"
+    out, cards = tmp_path / "demo", tmp_path / "model_cards"
     argv = ["--toy", "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "local-user/toy-ppo"]
-    summary, results = run_demo.main(argv + ["--hub_token", local_hub.token])
+    summary, results = run_demo.main(argv + ["--hub_token", local_hub.token, "--cards_dir", str(cards)])
 
     # Stage outputs on disk.
     labels = load_from_disk(str(out / "labels"))
@@ -37,6 +30,10 @@ def test_toy_pipeline_runs_every_stage_and_pushes(run_demo, local_hub, tmp_path)
     stored = json.loads((out / "summary.json").read_text())
     assert stored["eval"]["num_prompts"] == 16 and 0.0 <= stored["eval"]["win_rate"] <= 1.0
     assert set(summary) >= {"RM held-out pairwise accuracy", "KL to initial (nats)", "wall time"}
+    # The rendered cards of the policy and the reward model, copied for model_cards/ (--cards_dir).
+    assert (cards / "policy" / "README.md").read_text() == (out / "ppo" / "README.md").read_text()
+    assert (cards / "policy" / "plots" / "labeler_scores.png").stat().st_size > 1000
+    assert "reward model (scalar score" in (cards / "reward_model" / "README.md").read_text()
 
     # The policy card carries the evaluation as model-index metadata and shows the plots.
     api = HfApi(token=local_hub.token)
@@ -76,26 +73,42 @@ def test_push_needs_a_repo_id(run_demo):
         run_demo.main(["--toy", "--push_to_hub"])
 
 
+def test_each_task_writes_into_its_own_folder(run_demo, tmp_path, monkeypatch):
+    """The descriptiveness run must not overwrite the sentiment run's labels, reward model, policy and summary."""
+    import rlhf_ext.pipeline
+
+    commands = []
+
+    def record_and_stop(script, config, overrides=()):
+        commands.append(list(overrides))
+        raise StopIteration  # the first stage's command is enough
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(rlhf_ext.pipeline, "run_stage", record_and_stop)
+    for task in ("sentiment", "descriptiveness"):
+        with pytest.raises(StopIteration):
+            run_demo.main([] if task == "sentiment" else ["--task", task])
+    outputs = [cmd[cmd.index("--output_dir") + 1] for cmd in commands]
+    assert outputs == ["outputs/sentiment/labels", "outputs/descriptiveness/labels"]
+
+
 @pytest.mark.parametrize("stage", ["sample_and_label", "reward_sentiment", "ppo_sentiment", "evaluate_sentiment"])
 def test_paper_and_offline_configs_parse(run_demo, stage):
     """Every recipe config parses into its dataclasses, so a GPU user can run the paper configs unchanged."""
-    import evaluate_sentiment
-    import ppo_sentiment
-    import reward_sentiment
-    import sample_and_label
-    from trl import TrlParser
+    from trl import ModelConfig, TrlParser
 
     from rlhf_ext import PPOConfig, RankedRewardConfig
 
+    module = load_recipe(stage)
     types = {
-        "sample_and_label": (sample_and_label.SampleAndLabelConfig,),
-        "reward_sentiment": (reward_sentiment.RewardRecipeArgs, RankedRewardConfig),
-        "ppo_sentiment": (ppo_sentiment.PPORecipeArgs, PPOConfig),
-        "evaluate_sentiment": (evaluate_sentiment.EvalConfig,),
-    }[stage]
+        "sample_and_label": lambda: (module.SampleAndLabelConfig,),
+        "reward_sentiment": lambda: (module.RewardRecipeArgs, RankedRewardConfig, ModelConfig),
+        "ppo_sentiment": lambda: (module.PPORecipeArgs, PPOConfig, ModelConfig),
+        "evaluate_sentiment": lambda: (module.EvalConfig,),
+    }[stage]()
     for variant in ("offline", "paper"):
         # bf16 needs a GPU; the rest of each config is parsed as written.
-        extra = ["--bf16", "false", "--use_cpu", "true"] if len(types) == 2 else []
+        extra = ["--bf16", "false", "--use_cpu", "true"] if len(types) > 1 else []
         parsed = TrlParser(types).parse_args_and_config(
             ["--config", str(RECIPES / "configs" / f"{stage}_{variant}.yaml"), *extra]
         )

@@ -10,37 +10,26 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from recipe_loader import RECIPES, load_recipe
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 CONFIGS = RECIPES / "configs"
 
 
 @pytest.fixture(scope="module")
 def recipes():
-    sys.path.insert(0, str(RECIPES))
-    import dpo_tldr
-    import evaluate_summaries
-    import orpo_tldr
-    import ppo_tldr
-    import reward_tldr
-    import run_summarize
-    import sft_tldr
-
-    yield {
-        "sft": sft_tldr,
-        "reward": reward_tldr,
-        "ppo": ppo_tldr,
-        "dpo": dpo_tldr,
-        "orpo": orpo_tldr,
-        "evaluate": evaluate_summaries,
-        "run": run_summarize,
+    names = {
+        "sft": "sft_tldr",
+        "reward": "reward_tldr",
+        "ppo": "ppo_tldr",
+        "dpo": "dpo_tldr",
+        "orpo": "orpo_tldr",
+        "evaluate": "evaluate_summaries",
+        "run": "run_summarize",
     }
-    sys.path.remove(str(RECIPES))
+    return {key: load_recipe(name) for key, name in names.items()}
 
 
 # ----------------------------------------------------------------------------- the toy pipeline
@@ -152,7 +141,7 @@ PAPER = [
 
 @pytest.mark.parametrize("stage,config", PAPER)
 def test_paper_configs_parse_and_build_their_trainers(recipes, offline_hub, tmp_path, stage, config):
-    from trl import DPOConfig, SFTConfig, TrlParser
+    from trl import DPOConfig, ModelConfig, SFTConfig, TrlParser
 
     from rlhf_ext import ORPOConfig, PPOConfig, RankedRewardConfig
 
@@ -160,9 +149,9 @@ def test_paper_configs_parse_and_build_their_trainers(recipes, offline_hub, tmp_
     args_class = {"sft": "SFTRecipeArgs", "reward": "SummaryRewardArgs", "ppo": "SummaryPPOArgs"}.get(stage)
     args_class = getattr(module, args_class or f"Summary{stage.upper()}Args")
     config_class = {"sft": SFTConfig, "reward": RankedRewardConfig, "ppo": PPOConfig, "dpo": DPOConfig}.get(stage)
-    types = (args_class, config_class or ORPOConfig)
+    types = (args_class, config_class or ORPOConfig, ModelConfig)
     cpu = ["--use_cpu", "true", "--bf16", "false", "--gradient_checkpointing", "false"]
-    recipe, args = TrlParser(types).parse_args_and_config(
+    recipe, args, model_args = TrlParser(types).parse_args_and_config(
         ["--config", str(CONFIGS / config), "--output_dir", str(tmp_path / "out"), *cpu]
     )
     # The config's values reach the trainer's arguments (the paper's, not the library defaults).
@@ -170,9 +159,9 @@ def test_paper_configs_parse_and_build_their_trainers(recipes, offline_hub, tmp_
     for key, value in paper.items():
         if key in {"output_dir", "bf16", "gradient_checkpointing"}:
             continue
-        holder = recipe if hasattr(recipe, key) else args
+        holder = next(h for h in (recipe, model_args, args) if hasattr(h, key))
         assert getattr(holder, key) == value, key
-    trainer = module.build_trainer(recipe, args)
+    trainer = module.build_trainer(recipe, args, model_args)
     assert (
         type(trainer).__name__
         == {
