@@ -40,9 +40,9 @@ def _rss_mb() -> float:
 
 
 def _rows(n: int, prompt_words: int, completion_words: int, seed: int) -> list[dict]:
-    from rlhf_ext.testing.tiny_models import _CORPUS
+    from rlhf_ext.testing.tiny_models import CORPUS
 
-    words = " ".join(_CORPUS).replace(".", " ").replace(",", " ").split()
+    words = " ".join(CORPUS).replace(".", " ").replace(",", " ").split()
     rng = random.Random(seed)
 
     def text(k):

@@ -32,6 +32,25 @@ def tiny_tokenizer(tiny_models):
 
 
 @pytest.fixture
+def tok(tiny_models):
+    """A fresh tokenizer of the tiny models for each test (trainers may change its padding side)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_models.tokenizer)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from 2 threads, and 1 thread degrades far less when the 2 cores are shared."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def local_hub(tmp_path, monkeypatch):
     """A running LocalHub in a temp folder; huggingface_hub, transformers and datasets point at it.
 

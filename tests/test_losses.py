@@ -1,4 +1,5 @@
-"""rlhf_ext.losses against hand computations in high precision (mpmath), including the numerical edges."""
+"""rlhf_ext.losses against hand computations: ORPO's odds-ratio loss in high precision (mpmath), including the numerical
+edges, and PPO's pieces (GAE, KL estimators, clipped losses, whitening)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlhf_ext.losses import ODDS_RATIO_EPS, ODDS_RATIO_MIN_LOGP, log_odds, odds_ratio_loss
+from rlhf_ext.losses import (
+    ODDS_RATIO_EPS,
+    ODDS_RATIO_MIN_LOGP,
+    clipped_policy_loss,
+    clipped_value_loss,
+    gae,
+    kl_penalty,
+    log_odds,
+    masked_mean,
+    odds_ratio_loss,
+    whiten,
+)
 
 mpmath.mp.dps = 50
 
@@ -147,3 +159,82 @@ def test_property_finite_nonnegative_and_antisymmetric(values, dtype):
     swapped = odds_ratio_loss(r.detach(), w.detach())
     margin = log_odds(w.detach()) - log_odds(r.detach())
     torch.testing.assert_close(loss.detach() - swapped, -margin, rtol=1e-5, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# PPO's pieces (Schulman et al. 2017, 2016; Ziegler et al. 2019)
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def reference_gae(rewards, values, length, gamma, lam):
+    """GAE as an explicit sum A_t = sum_l (gamma*lam)^l delta_{t+l}, with V = 0 after the last token."""
+    deltas = []
+    for t in range(length):
+        next_value = values[t + 1] if t + 1 < length else 0.0
+        deltas.append(rewards[t] + gamma * next_value - values[t])
+    advantages = [sum((gamma * lam) ** (k - t) * deltas[k] for k in range(t, length)) for t in range(length)]
+    returns = [a + v for a, v in zip(advantages, values[:length], strict=True)]
+    return advantages, returns
+
+
+@pytest.mark.parametrize("gamma,lam", [(1.0, 0.95), (0.9, 0.8), (1.0, 1.0), (0.5, 0.0)])
+def test_gae_matches_hand_computation(gamma, lam):
+    torch.manual_seed(0)
+    rewards = torch.randn(3, 5)
+    values = torch.randn(3, 5)
+    lengths = [5, 3, 1]
+    mask = torch.tensor([[1] * n + [0] * (5 - n) for n in lengths])
+    advantages, returns = gae(rewards, values, mask, gamma, lam)
+    for row, n in enumerate(lengths):
+        exp_adv, exp_ret = reference_gae(rewards[row].tolist(), values[row].tolist(), n, gamma, lam)
+        assert advantages[row, :n].tolist() == pytest.approx(exp_adv, abs=1e-5)
+        assert returns[row, :n].tolist() == pytest.approx(exp_ret, abs=1e-5)
+        assert advantages[row, n:].abs().sum() == 0 and returns[row, n:].abs().sum() == 0
+
+
+def test_gae_small_case_by_hand():
+    # rewards [0, 0, 1], values [0.5, 0.5, 0.5], gamma = lam = 1: deltas [0, 0, 0.5] -> advantages [0.5, 0.5, 0.5]
+    adv, ret = gae(torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.5, 0.5, 0.5]]), torch.ones(1, 3), 1.0, 1.0)
+    assert adv.tolist() == [[0.5, 0.5, 0.5]]
+    assert ret.tolist() == [[1.0, 1.0, 1.0]]
+
+
+def test_kl_estimators_by_hand():
+    logp, ref = torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0])
+    assert kl_penalty(logp, ref, "k1").tolist() == pytest.approx([0.5, -1.0])
+    # k3 = exp(ref - logp) - 1 - (ref - logp)
+    expected = [pytest.approx(float(torch.exp(torch.tensor(-0.5)) - 1 + 0.5)), pytest.approx(float(torch.e - 1 - 1))]
+    assert kl_penalty(logp, ref, "k3").tolist() == expected
+    assert (kl_penalty(torch.randn(100), torch.randn(100), "k3") >= 0).all()
+    with pytest.raises(ValueError, match="kl_estimator"):
+        kl_penalty(logp, ref, "k2")
+
+
+def test_clipped_losses_by_hand():
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    old = torch.zeros(1, 3)
+    new = torch.log(torch.tensor([[1.5, 0.5, 9.0]]))  # ratios 1.5, 0.5 (third is padding)
+    adv = torch.tensor([[1.0, 1.0, 5.0]])
+    loss, stats = clipped_policy_loss(new, old, adv, mask, cliprange=0.2)
+    # token 1: max(-1.5, -1.2) = -1.2 (clipped); token 2: max(-0.5, -0.8) = -0.5 (unclipped)
+    assert loss.item() == pytest.approx((-1.2 - 0.5) / 2)
+    assert stats["clipfrac"].item() == pytest.approx(0.5)
+    assert stats["ratio"].item() == pytest.approx(1.0)
+
+    values = torch.tensor([[1.0, 0.0, 7.0]])
+    old_values = torch.tensor([[0.0, 0.0, 0.0]])
+    returns = torch.tensor([[2.0, 1.0, 0.0]])
+    vloss, vstats = clipped_value_loss(values, old_values, returns, mask, cliprange_value=0.2)
+    # token 1: max((1-2)^2, (0.2-2)^2) = 3.24; token 2: max(1, 1) = 1 -> 0.5 * mean = 1.06
+    assert vloss.item() == pytest.approx(0.5 * (3.24 + 1.0) / 2)
+    assert vstats["clipfrac"].item() == pytest.approx(0.5)
+
+
+def test_whiten_and_masked_mean():
+    x = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
+    mask = torch.tensor([[1, 1, 1, 0]])
+    assert masked_mean(x, mask).item() == pytest.approx(2.0)
+    w = whiten(x, mask)
+    assert w[0, :3].tolist() == pytest.approx([-1.0, 0.0, 1.0], abs=1e-4)
+    assert w[0, 3] == 0
+    assert whiten(x, mask, shift_mean=False)[0, :3].tolist() == pytest.approx([1.0, 2.0, 3.0], abs=1e-4)

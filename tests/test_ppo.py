@@ -1,5 +1,5 @@
-"""PPOTrainer: losses against hand computations, reward and KL placement, values, PPO-ptx, checkpoints, errors and a
-short end-to-end run on tiny models."""
+"""PPOTrainer: reward and KL placement, values, PPO-ptx, checkpoints and resume, errors, a short end-to-end run on tiny
+models and a 2-process DDP run. PPO's pure losses: test_losses.py; the value head: test_value_head.py."""
 
 from __future__ import annotations
 
@@ -10,171 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from ppo_helpers import PROMPTS, PTX, make_args, make_trainer, rollout
 
-from rlhf_ext import PPOConfig, PPOTrainer
-from rlhf_ext.losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
-
-PROMPTS = Dataset.from_dict({"prompt": ["The movie was", "A story", "The team won", "Scientists said"] * 4})
-PTX = Dataset.from_dict(
-    {
-        "text": [
-            "The council voted on Tuesday to approve the new budget for schools and roads.",
-            "Once upon a time there was a small village by the sea.",
-            "Scientists said the storm would reach the coast by the weekend.",
-            "The team won the final match after a late goal.",
-            "A delightful, funny and warm story with a brilliant cast.",
-            "Good, bad, happy, sad, great, awful.",
-        ]
-    }
-)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from 2 threads, and 1 thread degrades far less when the 2 cores are shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def constant_reward(completions, **kwargs):
-    return [2.0] * len(completions)
-
-
-@pytest.fixture
-def tok(tiny_models):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_models.tokenizer)
-
-
-def make_args(tmp_path, **overrides):
-    kwargs = dict(
-        output_dir=str(tmp_path / "out"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        per_device_train_batch_size=4,
-        max_completion_length=6,
-        learning_rate=1e-3,
-        max_steps=1,
-        logging_steps=1,
-        gradient_checkpointing=False,
-        save_strategy="no",
-        num_ppo_epochs=1,
-        disable_tqdm=True,
-        seed=0,
-    )
-    kwargs.update(overrides)
-    return PPOConfig(**kwargs)
-
-
-def make_trainer(tiny_models, tok, args, reward=constant_reward, **kwargs):
-    return PPOTrainer(
-        model=str(tiny_models.causal_lm),
-        reward_funcs=reward,
-        args=args,
-        train_dataset=kwargs.pop("train_dataset", PROMPTS),
-        processing_class=tok,
-        **kwargs,
-    )
-
-
-def rollout(trainer, completions=None):
-    """One generation batch through the trainer; ``completions`` (token-id lists) replace the sampled ones."""
-    if completions is not None:
-        original = trainer._generate
-
-        def fixed(prompts):
-            result = list(original(prompts))
-            result[1] = [list(c) for c in completions[: len(result[1])]]
-            result[3] = trainer.processing_class.batch_decode(result[1], skip_special_tokens=True)
-            return tuple(result)
-
-        trainer._generate = fixed
-    trainer.model.train()
-    batch = next(iter(trainer.get_train_dataloader()))
-    return trainer._generate_and_score_completions(batch)
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Pure loss functions
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def reference_gae(rewards, values, length, gamma, lam):
-    """GAE as an explicit sum A_t = sum_l (gamma*lam)^l delta_{t+l}, with V = 0 after the last token."""
-    deltas = []
-    for t in range(length):
-        next_value = values[t + 1] if t + 1 < length else 0.0
-        deltas.append(rewards[t] + gamma * next_value - values[t])
-    advantages = [sum((gamma * lam) ** (k - t) * deltas[k] for k in range(t, length)) for t in range(length)]
-    returns = [a + v for a, v in zip(advantages, values[:length], strict=True)]
-    return advantages, returns
-
-
-@pytest.mark.parametrize("gamma,lam", [(1.0, 0.95), (0.9, 0.8), (1.0, 1.0), (0.5, 0.0)])
-def test_gae_matches_hand_computation(gamma, lam):
-    torch.manual_seed(0)
-    rewards = torch.randn(3, 5)
-    values = torch.randn(3, 5)
-    lengths = [5, 3, 1]
-    mask = torch.tensor([[1] * n + [0] * (5 - n) for n in lengths])
-    advantages, returns = gae(rewards, values, mask, gamma, lam)
-    for row, n in enumerate(lengths):
-        exp_adv, exp_ret = reference_gae(rewards[row].tolist(), values[row].tolist(), n, gamma, lam)
-        assert advantages[row, :n].tolist() == pytest.approx(exp_adv, abs=1e-5)
-        assert returns[row, :n].tolist() == pytest.approx(exp_ret, abs=1e-5)
-        assert advantages[row, n:].abs().sum() == 0 and returns[row, n:].abs().sum() == 0
-
-
-def test_gae_small_case_by_hand():
-    # rewards [0, 0, 1], values [0.5, 0.5, 0.5], gamma = lam = 1: deltas [0, 0, 0.5] -> advantages [0.5, 0.5, 0.5]
-    adv, ret = gae(torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[0.5, 0.5, 0.5]]), torch.ones(1, 3), 1.0, 1.0)
-    assert adv.tolist() == [[0.5, 0.5, 0.5]]
-    assert ret.tolist() == [[1.0, 1.0, 1.0]]
-
-
-def test_kl_estimators_by_hand():
-    logp, ref = torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0])
-    assert kl_penalty(logp, ref, "k1").tolist() == pytest.approx([0.5, -1.0])
-    # k3 = exp(ref - logp) - 1 - (ref - logp)
-    expected = [pytest.approx(float(torch.exp(torch.tensor(-0.5)) - 1 + 0.5)), pytest.approx(float(torch.e - 1 - 1))]
-    assert kl_penalty(logp, ref, "k3").tolist() == expected
-    assert (kl_penalty(torch.randn(100), torch.randn(100), "k3") >= 0).all()
-    with pytest.raises(ValueError, match="kl_estimator"):
-        kl_penalty(logp, ref, "k2")
-
-
-def test_clipped_losses_by_hand():
-    mask = torch.tensor([[1.0, 1.0, 0.0]])
-    old = torch.zeros(1, 3)
-    new = torch.log(torch.tensor([[1.5, 0.5, 9.0]]))  # ratios 1.5, 0.5 (third is padding)
-    adv = torch.tensor([[1.0, 1.0, 5.0]])
-    loss, stats = clipped_policy_loss(new, old, adv, mask, cliprange=0.2)
-    # token 1: max(-1.5, -1.2) = -1.2 (clipped); token 2: max(-0.5, -0.8) = -0.5 (unclipped)
-    assert loss.item() == pytest.approx((-1.2 - 0.5) / 2)
-    assert stats["clipfrac"].item() == pytest.approx(0.5)
-    assert stats["ratio"].item() == pytest.approx(1.0)
-
-    values = torch.tensor([[1.0, 0.0, 7.0]])
-    old_values = torch.tensor([[0.0, 0.0, 0.0]])
-    returns = torch.tensor([[2.0, 1.0, 0.0]])
-    vloss, vstats = clipped_value_loss(values, old_values, returns, mask, cliprange_value=0.2)
-    # token 1: max((1-2)^2, (0.2-2)^2) = 3.24; token 2: max(1, 1) = 1 -> 0.5 * mean = 1.06
-    assert vloss.item() == pytest.approx(0.5 * (3.24 + 1.0) / 2)
-    assert vstats["clipfrac"].item() == pytest.approx(0.5)
-
-
-def test_whiten_and_masked_mean():
-    x = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
-    mask = torch.tensor([[1, 1, 1, 0]])
-    assert masked_mean(x, mask).item() == pytest.approx(2.0)
-    w = whiten(x, mask)
-    assert w[0, :3].tolist() == pytest.approx([-1.0, 0.0, 1.0], abs=1e-4)
-    assert w[0, 3] == 0
-    assert whiten(x, mask, shift_mean=False)[0, :3].tolist() == pytest.approx([1.0, 2.0, 3.0], abs=1e-4)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -336,28 +174,6 @@ def test_ptx_batch_drawn_once_per_optimizer_step(tiny_models, tok, tmp_path):
 # ------------------------------------------------------------------------------------------------------------------
 # Saving, resuming
 # ------------------------------------------------------------------------------------------------------------------
-
-
-def test_saved_model_has_no_value_head_and_loads_in_transformers(tiny_models, tok, tmp_path):
-    from safetensors import safe_open
-    from transformers import AutoModelForCausalLM
-
-    args = make_args(tmp_path, kl_coef=0.05, max_steps=2, save_strategy="steps", save_steps=2)
-    trainer = make_trainer(tiny_models, tok, args, reward=str(tiny_models.reward_model))
-    trainer.train()
-    final = tmp_path / "final"
-    trainer.save_model(str(final))
-    for folder in (final, tmp_path / "out" / "checkpoint-2"):
-        with safe_open(str(folder / "model.safetensors"), "pt") as f:
-            assert not any("v_head" in k for k in f.keys())
-        model, info = AutoModelForCausalLM.from_pretrained(str(folder), output_loading_info=True)
-        assert not info["unexpected_keys"] and not info["missing_keys"]
-        assert (folder / "value_head" / "value_head.safetensors").exists()
-        # loaders that glob the top-level *.safetensors (vLLM) must find only the causal LM's weights
-        assert sorted(p.name for p in folder.glob("*.safetensors")) == ["model.safetensors"]
-    assert trainer.model.v_head.weight.abs().sum() > 0  # the head trained and is still on the policy
-    card = (tmp_path / "out" / "README.md").read_text()  # written with each checkpoint
-    assert "PPO" in card and "1909.08593" in card and "kl_coef" in card
 
 
 @pytest.mark.parametrize("released_format", [False, True])
@@ -700,24 +516,6 @@ def test_end_to_end_reward_rises_and_adaptive_kl_reacts(tiny_models, tok, tmp_pa
     assert os.path.isdir(tmp_path / "out")
 
 
-def test_peft_policy_trains_value_head_and_reference_is_the_base(tiny_models, tok, tmp_path):
-    from peft import LoraConfig
-
-    args = make_args(tmp_path, kl_coef=0.05, max_steps=2, num_ppo_epochs=2)
-    trainer = make_trainer(
-        tiny_models, tok, args, peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
-    )
-    assert trainer.ref_model is None  # reference = the base model with the adapter disabled
-    assert trainer._policy_adapters_active()
-    with trainer.model.disable_adapter():
-        assert not trainer._policy_adapters_active()  # so no values are collected from the reference pass
-    trainer.train()
-    head = trainer._value_model.v_head
-    assert head.weight.requires_grad and head.weight.abs().sum() > 0
-    trainer.save_model(str(tmp_path / "adapter"))
-    assert (tmp_path / "adapter" / "value_head" / "value_head.safetensors").exists()
-
-
 def test_minibatches_are_reshuffled_every_ppo_epoch(tiny_models, tok, tmp_path):
     args = make_args(tmp_path, kl_coef=0.0, per_device_train_batch_size=2, steps_per_generation=4, num_ppo_epochs=3)
     args.max_steps = 12
@@ -750,71 +548,6 @@ def test_docs_example_runs(tmp_path):
     assert trainer.state.global_step == 4
     assert trainer.ptx_position == 4
     assert trainer.kl_ctl.value != 0.15  # adapted after each of the two batches
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# The same adaptive KL and ptx on TRL's RLOO
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def test_rloo_adaptive_kl_and_ptx(tiny_models, tok, tmp_path):
-    from rlhf_ext import RLOOConfig, RLOOTrainer
-
-    args = RLOOConfig(
-        output_dir=str(tmp_path / "rloo"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        per_device_train_batch_size=4,
-        gradient_accumulation_steps=2,
-        num_generations=2,
-        max_completion_length=6,
-        learning_rate=1e-2,
-        max_steps=3,
-        logging_steps=1,
-        gradient_checkpointing=False,
-        save_strategy="steps",
-        save_steps=3,
-        disable_tqdm=True,
-        beta=0.05,
-        kl_target=0.01,
-        kl_horizon=16,
-        ptx_coef=1.0,
-        ptx_batch_size=2,
-    )
-    trainer = RLOOTrainer(
-        model=str(tiny_models.causal_lm),
-        reward_funcs=constant_reward,
-        args=args,
-        train_dataset=PROMPTS,
-        processing_class=tok,
-        ptx_dataset=PTX,
-    )
-    updates, draws = [], []
-    update, draw = trainer.kl_ctl.update, trainer.draw_ptx_batch
-
-    def spy_update(current, n_steps):
-        updates.append((current, n_steps, trainer.kl_ctl.value))
-        return update(current, n_steps)
-
-    def spy_draw():
-        draws.append(trainer.state.global_step)
-        return draw()
-
-    trainer.kl_ctl.update, trainer.draw_ptx_batch = spy_update, spy_draw
-    trainer.train()
-    rows = [row for row in trainer.state.log_history if "objective/kl_coef" in row]
-    assert [n for _, n, _ in updates] == [8] * len(rows) and len(rows) >= 2
-    assert [row["objective/kl_coef"] for row in rows] == pytest.approx([beta for _, _, beta in updates])
-    assert [row["objective/kl"] for row in rows] == pytest.approx([c for c, _, _ in updates], abs=1e-6)
-    betas = [beta for _, _, beta in updates] + [trainer.kl_ctl.value]
-    for (current, _, before), after in zip(updates, betas[1:]):
-        assert (after > before) == (current > 0.01)
-    assert draws == [0, 1, 2] and trainer.ptx_position == 3
-    state = json.loads((tmp_path / "rloo" / "checkpoint-3" / "rlhf_ext_state.json").read_text())
-    assert state == {"kl_controller": trainer.kl_ctl.state_dict(), "ptx": {"position": 3}}
-    with pytest.raises(ValueError, match="ptx_dataset"):
-        RLOOTrainer(model=str(tiny_models.causal_lm), reward_funcs=constant_reward, args=args, train_dataset=PROMPTS)
 
 
 DDP_SCRIPT = r"""

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# A small English corpus so the BPE merges are real words and tests can read what models generate.
-_CORPUS = """
+# A small English corpus (one sentence per line) so the BPE merges are real words and tests can read what models
+# generate; benchmarks draw words from it too.
+CORPUS = """
 The movie was wonderful and the acting was great. I loved every minute of this film.
 The plot was dull, the dialogue was terrible and I hated the ending. A boring waste of time.
 A delightful, funny and warm story with a brilliant cast. Highly recommended.
@@ -51,7 +52,7 @@ def build_tokenizer(vocab_size: int = 384):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    core.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    core.train_from_iterator(CORPUS * 4, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         pad_token="<pad>",
