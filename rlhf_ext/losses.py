@@ -27,17 +27,19 @@ __all__ = [
     "kl_penalty",
     "log_odds",
     "masked_mean",
+    "odds_ratio_eps",
     "masked_var",
     "odds_ratio_loss",
     "whiten",
 ]
 
-#: Mean log-probabilities are clamped to at most ``-ODDS_RATIO_EPS`` before ``log(1 - p)`` is taken.
+#: Float32 mean log-probabilities are clamped to at most ``-ODDS_RATIO_EPS`` before ``log(1 - p)`` is taken.
 #: At ``logp = 0`` (p = 1) the odds are infinite, and float32 log-softmax rounds a confident token to exactly 0
 #: (its resolution near 0 is about 6e-8), so the clamp must sit above that floor. With 1e-6 a completion's
 #: log-odds are capped at log((1 - eps) / eps) ~= 13.8 nats and d(log odds)/d(logp) = 1 / (1 - p) at ~= 1e6;
 #: below the cap the value and gradient are the exact ones. Above it (logp in (-1e-6, 0]) the gradient is 0,
-#: which is also what float32 softmax gives there (a saturated token has no gradient).
+#: which is also what float32 softmax gives there (a saturated token has no gradient). Other dtypes get the same
+#: margin over their own resolution (:func:`odds_ratio_eps`): float64 is clamped at about -1.9e-15, not -1e-6.
 ODDS_RATIO_EPS = 1e-6
 #: Mean log-probabilities are clamped to at least this (a per-token probability of e^-10000, far below anything a
 #: softmax over finite logits yields) so that ``-inf`` from a masked-out vocabulary entry gives a finite loss.
@@ -46,13 +48,27 @@ ODDS_RATIO_MIN_LOGP = -1e4
 _LN2 = math.log(2.0)
 
 
-def log_odds(logps: torch.Tensor, eps: float = ODDS_RATIO_EPS) -> torch.Tensor:
+def odds_ratio_eps(dtype: torch.dtype) -> float:
+    """The default clamp of :func:`log_odds` for log-probabilities of ``dtype``.
+
+    :data:`ODDS_RATIO_EPS` (1e-6) for float32 and for lower precisions (computed in float32); for wider dtypes the
+    same multiple of the machine epsilon, so float64 keeps its extra exactness near 0 (about 1.9e-15).
+    """
+    dtype = torch.promote_types(dtype, torch.float32)
+    if dtype == torch.float32:
+        return ODDS_RATIO_EPS
+    return ODDS_RATIO_EPS * torch.finfo(dtype).eps / torch.finfo(torch.float32).eps
+
+
+def log_odds(logps: torch.Tensor, eps: float | None = None) -> torch.Tensor:
     """``log(p / (1 - p))`` for ``p = exp(logps)``, elementwise, finite with a finite gradient for any ``logps <= 0``.
 
-    ``logps`` are clamped to ``[ODDS_RATIO_MIN_LOGP, -eps]``. ``log(1 - exp(x))`` is computed as
+    ``logps`` are clamped to ``[ODDS_RATIO_MIN_LOGP, -eps]``; ``eps=None`` takes :func:`odds_ratio_eps` of their
+    dtype (1e-6 for float32). ``log(1 - exp(x))`` is computed as
     ``log(-expm1(x))`` for ``x > -ln 2`` and ``log1p(-exp(x))`` below (Maechler 2012), and each branch of the
     ``where`` only ever sees inputs that are safe for it, so neither branch can put a NaN into the gradient.
     """
+    eps = odds_ratio_eps(logps.dtype) if eps is None else eps
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}.")
     dtype = torch.promote_types(logps.dtype, torch.float32)
@@ -65,7 +81,7 @@ def log_odds(logps: torch.Tensor, eps: float = ODDS_RATIO_EPS) -> torch.Tensor:
 
 
 def odds_ratio_loss(
-    chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, eps: float = ODDS_RATIO_EPS
+    chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, eps: float | None = None
 ) -> torch.Tensor:
     """ORPO's odds-ratio loss per example: ``-log sigmoid(log odds(y_w|x) - log odds(y_l|x))``.
 
@@ -73,13 +89,14 @@ def odds_ratio_loss(
         chosen_logps: 1-D tensor of length-normalised (mean per completion token) log-probabilities of the
             preferred completions, ``<= 0``.
         rejected_logps: the same for the dispreferred completions, same shape.
-        eps: log-probabilities are clamped to at most ``-eps`` (see :data:`ODDS_RATIO_EPS`).
+        eps: log-probabilities are clamped to at most ``-eps``; None (default) takes :func:`odds_ratio_eps` of the
+            inputs' dtype: 1e-6 for float32 (see :data:`ODDS_RATIO_EPS`), about 1.9e-15 for float64.
 
     Returns:
         1-D tensor of non-negative per-example losses (float32, or float64 for float64 inputs). Multiply by
         ORPO's lambda (``beta`` in TRL) and average yourself. Equals TRL's ``-ORPOTrainer.odds_ratio_loss(...)[0] /
-        beta`` wherever that is finite, and stays finite (value and gradient) at ``logps = 0`` and for very negative
-        ``logps``.
+        beta`` wherever that is finite and both log-probabilities are at most ``-eps``, and stays finite (value and
+        gradient) at ``logps = 0`` and for very negative ``logps``.
     """
     if chosen_logps.shape != rejected_logps.shape:
         raise ValueError(

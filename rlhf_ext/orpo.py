@@ -60,7 +60,7 @@ from trl.trainer.utils import pad, selective_log_softmax
 from rlhf_ext.base_trainer import TrainerMixin
 from rlhf_ext.data.ranking import ranked_pairs, to_ranked
 from rlhf_ext.data.validation import validate_ranked_dataset
-from rlhf_ext.losses import ODDS_RATIO_EPS, log_odds, odds_ratio_loss
+from rlhf_ext.losses import log_odds, odds_ratio_loss
 from rlhf_ext.nonfinite import check_finite
 
 logger = logging.getLogger(__name__)
@@ -87,12 +87,13 @@ class ORPOConfig(_TRLORPOConfig):
             "choices": list(SFT_TARGETS),
         },
     )
-    odds_ratio_eps: float = field(
-        default=ODDS_RATIO_EPS,
+    odds_ratio_eps: float | None = field(
+        default=None,
         metadata={
             "help": "Mean log-probabilities are clamped to at most -odds_ratio_eps before log(1 - p): the log-odds "
             "of a completion are capped at log((1-eps)/eps) (13.8 for 1e-6), and logp = 0, which float32 "
-            "log-softmax returns for a confident token, gives a finite loss and gradient (TRL's: -inf)."
+            "log-softmax returns for a confident token, gives a finite loss and gradient (TRL's: -inf). None: "
+            "1e-6 for float32 (and lower precisions), the same margin over float64's resolution (~1.9e-15)."
         },
     )
 
@@ -100,7 +101,7 @@ class ORPOConfig(_TRLORPOConfig):
         super().__post_init__()
         if self.sft_target not in SFT_TARGETS:
             raise ValueError(f"sft_target must be one of {SFT_TARGETS}, got {self.sft_target!r}.")
-        if not self.odds_ratio_eps > 0:
+        if self.odds_ratio_eps is not None and not self.odds_ratio_eps > 0:
             raise ValueError(f"odds_ratio_eps must be positive, got {self.odds_ratio_eps}.")
 
 
@@ -350,7 +351,7 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
         weights = 1.0 / (pairs_per_prompt[pair_prompt] * prompts_with_pairs)
 
         chosen_logps, rejected_logps = logps[winner], logps[loser]
-        eps = getattr(self.args, "odds_ratio_eps", ODDS_RATIO_EPS)  # a plain TRL ORPOConfig works too
+        eps = getattr(self.args, "odds_ratio_eps", None)  # a plain TRL ORPOConfig works too
         pair_losses = odds_ratio_loss(chosen_logps, rejected_logps, eps=eps)
         or_loss = (pair_losses * weights).sum() if len(pair_losses) else logps.sum() * 0.0
         if train_eval == "train":

@@ -20,6 +20,7 @@ from rlhf_ext.losses import (
     kl_penalty,
     log_odds,
     masked_mean,
+    odds_ratio_eps,
     odds_ratio_loss,
     whiten,
 )
@@ -27,32 +28,48 @@ from rlhf_ext.losses import (
 mpmath.mp.dps = 50
 
 # logp values hit by real models and the edges: exactly 0 (fp32 log-softmax of a confident token), a hair below 0
-# (inside the clamp), the clamp itself, ordinary values, below -50 (exp underflows in float32 arithmetic), -inf.
-EDGES = [0.0, -1e-12, -ODDS_RATIO_EPS, -2e-6, -1e-3, -0.5, -math.log(2), -1.0, -5.0, -30.0, -60.0, -200.0]
+# (inside the float32 clamp, and for -1e-15 inside the float64 one), the float32 clamp itself, ordinary values, below
+# -50 (exp underflows in float32 arithmetic), -inf.
+EDGES = [
+    0.0,
+    -1e-15,
+    -1e-12,
+    -1e-9,
+    -ODDS_RATIO_EPS,
+    -2e-6,
+    -1e-3,
+    -0.5,
+    -math.log(2),
+    -1.0,
+    -5.0,
+    -30.0,
+    -60.0,
+    -200.0,
+]
 
 
-def _clamped(x: float) -> float:
-    return min(max(x, ODDS_RATIO_MIN_LOGP), -ODDS_RATIO_EPS)
+def _clamped(x: float, eps: float) -> float:
+    return min(max(x, ODDS_RATIO_MIN_LOGP), -eps)
 
 
-def hand_log_odds(x: float) -> mpmath.mpf:
-    """log(p / (1 - p)) with p = exp(x), in 50 digits, after the documented clamp."""
-    p = mpmath.exp(mpmath.mpf(_clamped(x)))
+def hand_log_odds(x: float, eps: float) -> mpmath.mpf:
+    """log(p / (1 - p)) with p = exp(x), in 50 digits, after the documented clamp at -eps."""
+    p = mpmath.exp(mpmath.mpf(_clamped(x, eps)))
     return mpmath.log(p) - mpmath.log(1 - p)
 
 
-def hand_loss(w: float, r: float) -> float:
-    margin = hand_log_odds(w) - hand_log_odds(r)
+def hand_loss(w: float, r: float, eps: float) -> float:
+    margin = hand_log_odds(w, eps) - hand_log_odds(r, eps)
     return float(-mpmath.log(1 / (1 + mpmath.exp(-margin))))
 
 
-def hand_grads(w: float, r: float) -> tuple[float, float]:
+def hand_grads(w: float, r: float, eps: float) -> tuple[float, float]:
     """d loss / d logp_w and d loss / d logp_l; 0 where the clamp is active (strictly outside the domain)."""
-    margin = hand_log_odds(w) - hand_log_odds(r)
+    margin = hand_log_odds(w, eps) - hand_log_odds(r, eps)
     s = 1 / (1 + mpmath.exp(margin))  # sigmoid(-margin)
 
     def dlogodds(x):
-        if x > -ODDS_RATIO_EPS or x < ODDS_RATIO_MIN_LOGP:
+        if x > -eps or x < ODDS_RATIO_MIN_LOGP:
             return mpmath.mpf(0)
         return 1 / (1 - mpmath.exp(mpmath.mpf(x)))
 
@@ -68,8 +85,9 @@ def test_value_matches_hand_computation(dtype):
     r = torch.tensor([p[1] for p in PAIRS], dtype=dtype)
     got = odds_ratio_loss(w, r)
     assert got.dtype == dtype
+    eps = odds_ratio_eps(dtype)
     expected = torch.tensor(
-        [hand_loss(float(a), float(b)) for a, b in zip(w.tolist(), r.tolist())], dtype=torch.float64
+        [hand_loss(float(a), float(b), eps) for a, b in zip(w.tolist(), r.tolist())], dtype=torch.float64
     )
     rtol, atol = (1e-12, 1e-12) if dtype == torch.float64 else (1e-5, 1e-6)
     torch.testing.assert_close(got.double(), expected, rtol=rtol, atol=atol)
@@ -81,11 +99,12 @@ def test_gradients_finite_and_match_hand_computation(dtype):
     r = torch.tensor([p[1] for p in PAIRS], dtype=dtype, requires_grad=True)
     odds_ratio_loss(w, r).sum().backward()
     assert torch.isfinite(w.grad).all() and torch.isfinite(r.grad).all()
-    expected = [hand_grads(float(a), float(b)) for a, b in zip(w.tolist(), r.tolist())]
+    eps = odds_ratio_eps(dtype)
+    expected = [hand_grads(float(a), float(b), eps) for a, b in zip(w.tolist(), r.tolist())]
 
     # At exactly -eps the clamp passes the gradient in torch (closed interval); skip that boundary point.
     def at_boundary(x):
-        return math.isclose(x, -ODDS_RATIO_EPS, rel_tol=1e-6)
+        return math.isclose(x, -eps, rel_tol=1e-6)
 
     keep = [i for i, (a, b) in enumerate(zip(w.tolist(), r.tolist())) if not (at_boundary(a) or at_boundary(b))]
     rtol = 1e-9 if dtype == torch.float64 else 1e-4
@@ -100,9 +119,10 @@ def test_named_edges(dtype):
     for x in (0.0, -1e-12, -0.3, -60.0):
         v = torch.full((3,), x, dtype=dtype)
         torch.testing.assert_close(odds_ratio_loss(v, v), torch.full((3,), math.log(2), dtype=dtype))
-    # logp 0 and -1e-12 are both clamped to -eps: identical, finite log-odds of log((1-eps)/eps).
-    cap = math.log((1 - ODDS_RATIO_EPS) / ODDS_RATIO_EPS)
-    got = log_odds(torch.tensor([0.0, -1e-12], dtype=dtype))
+    # logp 0 and a tenth of the clamp are both clamped to -eps: identical, finite log-odds of log((1-eps)/eps).
+    eps = odds_ratio_eps(dtype)
+    cap = math.log((1 - eps) / eps)
+    got = log_odds(torch.tensor([0.0, -eps / 10], dtype=dtype))
     torch.testing.assert_close(got, torch.full((2,), cap, dtype=dtype), rtol=1e-6, atol=1e-6)
     # Far below -50 the log-odds equal the log-prob (1 - p == 1): no underflow to -inf or NaN.
     torch.testing.assert_close(
@@ -114,6 +134,25 @@ def test_named_edges(dtype):
     loss = odds_ratio_loss(w, r)
     loss.sum().backward()
     assert torch.isfinite(loss).all() and torch.isfinite(w.grad).all() and torch.isfinite(r.grad).all()
+
+
+def test_the_clamp_follows_the_dtypes_resolution():
+    """float32 keeps its clamp at 1e-6; float64 is clamped at the same multiple of its own resolution, so log-probs
+    between -1e-6 and 0 keep their exact value there (a 1e-6 clamp would call these two completions equal)."""
+    assert odds_ratio_eps(torch.float32) == odds_ratio_eps(torch.bfloat16) == ODDS_RATIO_EPS == 1e-6
+    assert odds_ratio_eps(torch.float64) == pytest.approx(1e-6 * 2.0**-52 / 2.0**-23)  # ~1.9e-15
+    chosen, rejected = -1e-9, -1e-6
+    exact = float(-mpmath.log(1 / (1 + mpmath.exp(-(hand_log_odds(chosen, 0.0) - hand_log_odds(rejected, 0.0))))))
+    assert exact == pytest.approx(0.0010, rel=1e-3)
+    wide = odds_ratio_loss(torch.tensor([chosen], dtype=torch.float64), torch.tensor([rejected], dtype=torch.float64))
+    assert wide.item() == pytest.approx(exact, rel=1e-9)
+    narrow = odds_ratio_loss(torch.tensor([chosen]), torch.tensor([rejected]))
+    assert narrow.item() == pytest.approx(math.log(2), rel=1e-6)  # float32 as before: both clamped to -1e-6
+    # An explicit eps still applies to every dtype.
+    clamped = odds_ratio_loss(
+        torch.tensor([chosen], dtype=torch.float64), torch.tensor([rejected], dtype=torch.float64), eps=1e-6
+    )
+    assert clamped.item() == pytest.approx(math.log(2), rel=1e-12)
 
 
 def test_half_precision_is_upcast():
