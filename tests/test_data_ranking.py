@@ -87,3 +87,18 @@ def test_pairs_roundtrip_keeps_every_labeled_order(ranks):
     assert all(derived[f"c{w}"] < derived[f"c{lo}"] for w, lo in pairs)
     # From a complete ranking (all pairs present) the derived ranking induces exactly the same pairs.
     assert len(ranked_pairs(out["ranks"])) == len(pairs)
+
+
+def test_pairs_to_ranked_names_a_self_comparison_instead_of_calling_it_a_cycle():
+    rows = [
+        {"prompt": "P", "chosen": "a", "rejected": "b"},
+        {"prompt": "P", "chosen": "c", "rejected": "c"},
+    ]
+    for on_cycle in ("raise", "drop"):
+        with pytest.raises(ValueError, match=r"^pairs_to_ranked row 1: 'chosen' and 'rejected' are identical") as err:
+            pairs_to_ranked(rows, on_cycle=on_cycle)
+        assert "cycle" not in str(err.value)
+    user = {"role": "user", "content": "Hi"}
+    same = [{"chosen": [user, {"role": "assistant", "content": "Yo"}]} for _ in range(2)]
+    with pytest.raises(ValueError, match="row 0: 'chosen' and 'rejected' are identical"):
+        pairs_to_ranked([{"chosen": same[0]["chosen"], "rejected": same[1]["chosen"]}])

@@ -165,3 +165,34 @@ def test_from_oasst_groups_ranked_siblings_under_their_prompt():
     text = from_oasst(messages, conversational=False).to_list()
     assert {r["prompt"] for r in text} == {"What is 2+2?", "And 3+3?"}
     assert from_oasst(messages, lang="de").num_rows == 0
+
+
+def test_converters_skip_rows_the_trainers_would_reject_and_say_so(caplog):
+    from rlhf_ext.data.validation import validate_ranked_dataset
+
+    user = {"role": "user", "content": "Hi"}
+    good = {
+        "chosen": [user, {"role": "assistant", "content": "Hello!"}],
+        "rejected": [user, {"role": "assistant", "content": "Go away."}],
+        "score_chosen": 8.0,
+        "score_rejected": 3.0,
+    }
+    same = {**good, "rejected": good["chosen"]}  # an identical answer scored lower: no comparison
+    empty = {**good, "rejected": [user, {"role": "assistant", "content": "  "}]}
+    with caplog.at_level(logging.WARNING):
+        out = from_ultrafeedback_binarized([good, same, empty, good])
+    assert out.num_rows == 2
+    assert validate_ranked_dataset(out) == 2  # every emitted row is one the trainers accept
+    assert "from_ultrafeedback_binarized: skipped 2 row(s) the trainers would reject" in caplog.text
+    assert "source row 1: completions 0 and 1 are identical" in caplog.text
+
+    caplog.clear()
+    twice = {
+        "source": "x",
+        "instruction": "Name a color.",
+        "models": [],
+        "completions": [_uf_completion("Red.", 5.0), _uf_completion("Red.", 7.0), _uf_completion("Blue.", 6.0)],
+    }
+    with caplog.at_level(logging.WARNING):
+        assert from_ultrafeedback([twice]).num_rows == 0
+    assert "from_ultrafeedback: skipped 1 row(s) the trainers would reject" in caplog.text

@@ -86,8 +86,9 @@ def pairs_to_ranked(rows: Iterable[Mapping[str, Any]], on_cycle: str = "raise"):
     order. Completions that were never compared may end up with different ranks and so form *implied* pairs; ties
     arise only between completions at the same depth. A cycle (including a contradictory A > B and B > A) has no
     consistent ranking: ``on_cycle="raise"`` (default) raises ``ValueError`` naming the prompt, ``on_cycle="drop"``
-    drops that prompt's rows and logs a warning with the count. Rows without ``prompt`` have their implicit prompt
-    split off first. Other columns are not carried over.
+    drops that prompt's rows and logs a warning with the count. A row whose ``chosen`` and ``rejected`` are the same
+    completion is no comparison and no cycle either: it raises ``ValueError`` naming the row, as the trainers' row
+    checks do. Rows without ``prompt`` have their implicit prompt split off first. Other columns are not carried over.
     """
     if on_cycle not in ("raise", "drop"):
         raise ValueError("on_cycle must be 'raise' or 'drop'.")
@@ -97,6 +98,11 @@ def pairs_to_ranked(rows: Iterable[Mapping[str, Any]], on_cycle: str = "raise"):
         if ranked is None:
             raise ValueError(f"pairs_to_ranked row {index}: expected 'chosen'/'rejected' columns.")
         prompt, (chosen, rejected) = ranked["prompt"], ranked["completions"]
+        if row_key(chosen) == row_key(rejected):
+            raise ValueError(
+                f"pairs_to_ranked row {index}: 'chosen' and 'rejected' are identical; a pair needs two different "
+                "completions (drop the row or fix the data)."
+            )
         group = groups.setdefault(row_key(prompt), {"prompt": prompt, "nodes": {}, "edges": set()})
         for c in (chosen, rejected):
             group["nodes"].setdefault(row_key(c), c)

@@ -6,8 +6,9 @@
 - :func:`from_nectar`: ``berkeley-nest/Nectar``, 7 answers ranked by GPT-4;
 - :func:`from_oasst`: ``OpenAssistant/oasst1``/``oasst2`` ranked sibling replies.
 
-Each returns a ``datasets.Dataset`` the trainers accept; rows a converter cannot turn into a valid ranked row are
-skipped and counted in a warning, or raise ``ValueError`` naming the row where the source data is malformed.
+Each returns a ``datasets.Dataset`` that the trainers accept: a converted row the trainers would reject (e.g. two
+identical completions with different ranks, or an empty completion) is skipped, and a warning says how many were
+skipped and why the first one was; source data in the wrong schema raises ``ValueError`` naming the row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from .formats import RANKED_COLUMNS, pairwise_row_to_ranked, to_dataset
 from .ranking import ranks_from_scores
-from .validation import is_integer
+from .validation import is_integer, validate_ranked_row
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,22 @@ __all__ = [
     "from_ultrafeedback",
     "from_ultrafeedback_binarized",
 ]
+
+
+def _accepted(converted: list[tuple[int, dict]], source: str):
+    """The converted rows (with their source row index) that pass the trainers' checks, as a ``datasets.Dataset``."""
+    kept, skipped, first = [], 0, None
+    for index, row in converted:
+        try:
+            validate_ranked_row(row, index, f"{source} source")
+        except ValueError as err:
+            skipped += 1
+            first = first or str(err)
+            continue
+        kept.append(row)
+    if skipped:
+        logger.warning("%s: skipped %d row(s) the trainers would reject; the first: %s", source, skipped, first)
+    return to_dataset(kept)
 
 
 def _decoder(tokenizer) -> Callable[[Any], str]:
@@ -60,14 +77,13 @@ def from_lm_human_preferences(rows: Iterable[Mapping[str, Any]], tokenizer=None,
         best = row["best"]
         if not is_integer(best) or not 0 <= int(best) < num_samples:
             raise ValueError(f"lm-human-preferences row {index}: 'best' must be an integer in [0, {num_samples}).")
-        out.append(
-            {
-                "prompt": decode(row["query"]),
-                "completions": [decode(row[f"sample{i}"]) for i in range(num_samples)],
-                "ranks": [0 if i == int(best) else 1 for i in range(num_samples)],
-            }
-        )
-    return to_dataset(out)
+        converted = {
+            "prompt": decode(row["query"]),
+            "completions": [decode(row[f"sample{i}"]) for i in range(num_samples)],
+            "ranks": [0 if i == int(best) else 1 for i in range(num_samples)],
+        }
+        out.append((index, converted))
+    return _accepted(out, "from_lm_human_preferences")
 
 
 def _ultrafeedback_score(completion: Mapping[str, Any], score: str) -> float | None:
@@ -94,7 +110,7 @@ def from_ultrafeedback(rows: Iterable[Mapping[str, Any]], score: str = "overall_
     number skipped is logged). ``conversational=True`` wraps the texts as user/assistant messages.
     """
     out, skipped = [], 0
-    for row in rows:
+    for index, row in enumerate(rows):
         kept = []
         for completion in row["completions"]:
             value = _ultrafeedback_score(completion, score)
@@ -109,12 +125,13 @@ def from_ultrafeedback(rows: Iterable[Mapping[str, Any]], score: str = "overall_
         if conversational:
             prompt = [{"role": "user", "content": prompt}]
             completions = [[{"role": "assistant", "content": r}] for r in completions]
-        out.append({"prompt": prompt, "completions": completions, "ranks": ranks_from_scores([v for _, v in kept])})
+        ranks = ranks_from_scores([v for _, v in kept])
+        out.append((index, {"prompt": prompt, "completions": completions, "ranks": ranks}))
     if skipped:
         logger.warning(
             "from_ultrafeedback: skipped %d row(s) with fewer than 2 scored completions or all tied.", skipped
         )
-    return to_dataset(out)
+    return _accepted(out, "from_ultrafeedback")
 
 
 def from_ultrafeedback_binarized(rows: Iterable[Mapping[str, Any]]):
@@ -122,18 +139,19 @@ def from_ultrafeedback_binarized(rows: Iterable[Mapping[str, Any]]):
 
     Its rows are ``{"prompt", "prompt_id", "chosen": [messages], "rejected": [messages], "messages",
     "score_chosen", "score_rejected"}``, where ``chosen``/``rejected`` repeat the user turn. The user turn becomes
-    the prompt; pairs whose scores are equal are skipped (they would be a tie, not a comparison).
+    the prompt; pairs whose scores are equal are skipped (they would be a tie, not a comparison), and so are pairs the
+    trainers would reject, e.g. an identical chosen and rejected answer or an empty one (a warning counts both).
     """
     out, skipped = [], 0
-    for row in rows:
+    for index, row in enumerate(rows):
         if row.get("score_chosen") is not None and row.get("score_chosen") == row.get("score_rejected"):
             skipped += 1
             continue
         ranked = pairwise_row_to_ranked({"chosen": row["chosen"], "rejected": row["rejected"]})
-        out.append({k: ranked[k] for k in RANKED_COLUMNS})
+        out.append((index, {k: ranked[k] for k in RANKED_COLUMNS}))
     if skipped:
         logger.warning("from_ultrafeedback_binarized: skipped %d tied row(s).", skipped)
-    return to_dataset(out)
+    return _accepted(out, "from_ultrafeedback_binarized")
 
 
 def from_nectar(rows: Iterable[Mapping[str, Any]]):
@@ -156,8 +174,8 @@ def from_nectar(rows: Iterable[Mapping[str, Any]]):
                 raise ValueError(f"Nectar row {index}: answer rank {rank!r} is not an integer.")
             ranks.append(int(rank))
         completions = [a["answer"] for a in answers]
-        out.append({"prompt": row["prompt"], "completions": completions, "ranks": ranks})
-    return to_dataset(out)
+        out.append((index, {"prompt": row["prompt"], "completions": completions, "ranks": ranks}))
+    return _accepted(out, "from_nectar")
 
 
 def from_oasst(
@@ -200,6 +218,7 @@ def from_oasst(
         return path[::-1]
 
     out = []
+    position = {m["message_id"]: i for i, m in enumerate(messages)}
     for parent_id, replies in children.items():
         parent = by_id.get(parent_id)
         if parent is None or parent.get("role") != "prompter":
@@ -212,5 +231,5 @@ def from_oasst(
             completions = [[{"role": "assistant", "content": r["text"]}] for r in replies]
         else:
             prompt, completions = parent["text"], [r["text"] for r in replies]
-        out.append({"prompt": prompt, "completions": completions, "ranks": ranks})
-    return to_dataset(out)
+        out.append((position[parent_id], {"prompt": prompt, "completions": completions, "ranks": ranks}))
+    return _accepted(out, "from_oasst")
