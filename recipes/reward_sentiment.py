@@ -80,7 +80,8 @@ def main(recipe: RewardRecipeArgs, args: RankedRewardConfig, model_args: ModelCo
     trainer.create_model_card()
     if args.push_to_hub:
         trainer.push_to_hub()
-    print(f"held-out pairwise accuracy: {metrics.get('eval_accuracy', float('nan')):.3f} on {len(test)} prompts")
+    if trainer.is_world_process_zero():  # once, not once per process
+        print(f"held-out pairwise accuracy: {metrics.get('eval_accuracy', float('nan')):.3f} on {len(test)} prompts")
     return trainer, metrics
 
 

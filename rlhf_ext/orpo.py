@@ -37,7 +37,6 @@ prompts; "chosen"/"rejected" are each pair's winner/loser. Plus ``num_masked_row
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,8 +61,6 @@ from rlhf_ext.data.ranking import ranked_pairs, to_ranked
 from rlhf_ext.data.validation import validate_ranked_dataset
 from rlhf_ext.losses import log_odds, odds_ratio_loss
 from rlhf_ext.nonfinite import check_finite
-
-logger = logging.getLogger(__name__)
 
 SFT_TARGETS = ("prompt_and_completion", "completion")
 _TOKEN_COLUMNS = ("completions_input_ids", "completions_attention_mask", "completions_labels")

@@ -23,7 +23,6 @@ computations; they are importable from here too.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import textwrap
 from dataclasses import dataclass, field
@@ -38,8 +37,6 @@ from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 from .nonfinite import check_finite
 from .value_head import add_value_head, load_value_head, save_value_head
-
-logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Config
@@ -364,9 +361,6 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
 
         if train_dataset is None:
             raise ValueError("`train_dataset` is required: a dataset of prompts with a `prompt` column.")
-        columns = getattr(train_dataset, "column_names", None)
-        if columns is not None and "prompt" not in columns:
-            raise ValueError(f"`train_dataset` must have a `prompt` column; it has {columns}.")
         if processing_class is not None:
             if isinstance(processing_class, ProcessorMixin):
                 raise ValueError("PPOTrainer supports text models only: pass a tokenizer as `processing_class`.")

@@ -19,8 +19,6 @@ import os
 # TL;DR-style prompt for article datasets, as the news stand-ins write it (the completion starts with a space).
 PROMPT_TEMPLATE = "ARTICLE: {article}\n\nTL;DR:"
 
-OFFLINE_SOURCES = ("offline-tldr", "offline-cnndm")
-
 
 def _as_prompt_completion(dataset, source: str):
     columns = dataset.column_names

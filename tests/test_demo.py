@@ -118,3 +118,25 @@ def test_paper_and_offline_configs_parse(run_demo, stage):
             # Ziegler et al.'s controller and PPO settings survive parsing.
             assert (args.kl_coef, args.kl_target, args.kl_horizon, args.num_ppo_epochs) == (0.15, 6.0, 10000, 4)
             assert args.per_device_train_batch_size * 8 * args.steps_per_generation == 512
+
+
+def test_reward_recipe_prints_its_accuracy_on_the_main_process_only(tiny_models, tmp_path, monkeypatch, capsys):
+    """Under DDP every process runs the recipe; the held-out accuracy line must appear once, not once per process."""
+    from datasets import Dataset, DatasetDict
+    from trl import ModelConfig
+
+    from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
+
+    recipe = load_recipe("reward_sentiment")
+    rows = [{"prompt": "The movie", "completions": [" was great", " was bad", " was fine"], "ranks": [0, 2, 1]}] * 4
+    DatasetDict({"train": Dataset.from_list(rows), "test": Dataset.from_list(rows[:2])}).save_to_disk(tmp_path / "l")
+    common = dict(max_steps=1, per_device_train_batch_size=2, use_cpu=True, bf16=False, report_to="none")
+    for main_process in (True, False):
+        monkeypatch.setattr(RankedRewardTrainer, "is_world_process_zero", lambda self, main=main_process: main)
+        recipe.main(
+            recipe.RewardRecipeArgs(labels_dir=str(tmp_path / "l")),
+            RankedRewardConfig(output_dir=str(tmp_path / f"rm-{main_process}"), save_strategy="no", **common),
+            ModelConfig(model_name_or_path=str(tiny_models.reward_model)),
+        )
+        printed = capsys.readouterr().out
+        assert ("held-out pairwise accuracy:" in printed) is main_process

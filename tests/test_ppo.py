@@ -425,7 +425,7 @@ def test_trainer_rejects_bad_inputs(tiny_models, tok, tmp_path):
         make_trainer(tiny_models, tok, make_args(tmp_path, ptx_coef=1.0))
     with pytest.raises(ValueError, match="ptx_dataset"):
         make_trainer(tiny_models, tok, make_args(tmp_path, ptx_coef=1.0), ptx_dataset=PROMPTS)
-    with pytest.raises(ValueError, match="prompt"):
+    with pytest.raises(ValueError, match=r"^train_dataset must have a 'prompt' column; it has \['query'\]\.$"):
         make_trainer(tiny_models, tok, args, train_dataset=Dataset.from_dict({"query": ["a", "b"]}))
     no_pad = AutoTokenizer.from_pretrained(tiny_models.tokenizer)
     no_pad.pad_token = None
