@@ -1,4 +1,4 @@
-"""Summarization, DPO beside PPO: the SFT policy optimised directly on the comparisons (Rafailov et al. 2023).
+"""Summarization, stage 5: DPO beside PPO, the SFT policy optimised directly on the comparisons (Rafailov et al. 2023).
 
     accelerate launch recipes/dpo_tldr.py --config recipes/configs/dpo_tldr_offline.yaml
     accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml \\

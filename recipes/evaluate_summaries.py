@@ -1,4 +1,4 @@
-"""Summarization, evaluation: every policy and the reference summaries on the same held-out articles.
+"""Summarization, stage 7: evaluation of every policy and the reference summaries on the same held-out articles.
 
     python recipes/evaluate_summaries.py --config recipes/configs/evaluate_tldr_offline.yaml
 

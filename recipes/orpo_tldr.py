@@ -1,4 +1,4 @@
-"""Summarization, ORPO beside PPO and DPO: one stage, no SFT model and no reference model (Hong et al. 2024).
+"""Summarization, stage 6: ORPO beside PPO and DPO, one stage, no SFT model and no reference model (Hong et al. 2024).
 
     accelerate launch recipes/orpo_tldr.py --config recipes/configs/orpo_tldr_offline.yaml
     accelerate launch --config_file recipes/accelerate_configs/deepspeed_zero2.yaml \\
