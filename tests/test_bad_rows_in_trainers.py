@@ -187,7 +187,7 @@ def test_ranked_reward_trainer_names_a_list_given_for_a_dataset(tiny_models, tin
 
     rows = [{"prompt": "Q", "completions": ["a", "b"], "ranks": [0, 1]}]
     with pytest.raises(ValueError, match=r"^eval_dataset must be a datasets.Dataset or IterableDataset, got list"):
-        RankedRewardTrainer(  # was: AttributeError: 'list' object has no attribute 'column_names'
+        RankedRewardTrainer(  # a ValueError naming the argument, not an AttributeError on list.column_names
             model=str(tiny_models.reward_model),
             args=RankedRewardConfig(output_dir=str(tmp_path / "out"), **COMMON),
             train_dataset=Dataset.from_list(rows),

@@ -6,9 +6,9 @@ Tolerance: 1e-5 absolute on every logged metric and every weight (1e-5 relative 
 the same float32 arithmetic in a different order: the per-device batches are padded and multiplied in halves, and
 DDP sums the two half-batch gradients (then divides by 2) where one process sums all rows at once. That reorders
 float32 additions (unit roundoff 6e-8); over these 2-4 Adam steps the largest differences observed were 1e-6 on
-metrics and 6e-7 on weights. A real normalisation error is far larger: before the fix below, the ranked loss with
-``pair_weighting="pair"`` differed by 1e-2 and the weights by 3e-3; ORPO with one SFT token more on one rank than
-on the other differs by 1.5e-4 on metrics and 2e-3 on weights.
+metrics and 6e-7 on weights. A real normalisation error is far larger: normalising each rank's ``pair_weighting="pair"``
+loss by its own pair count moves the ranked loss by 1e-2 and the weights by 3e-3; ORPO with one SFT token more on one
+rank than on the other differs by 1.5e-4 on metrics and 2e-3 on weights.
 
 All cases run in ONE ``accelerate launch`` (a module-scoped fixture: the launch and its imports cost most of the
 time); the 1-process references run in the test process from the same code (tests/ddp_parity_worker.py).
@@ -91,9 +91,10 @@ def _assert_ranks_share_the_global_batches(rank0, rank1, reference, rank0_k, ran
 @pytest.mark.parametrize("pair_weighting", ["prompt", "pair"])
 def test_ranked_reward_ddp_matches_one_process(two_process_runs, tiny_models, tmp_path, pair_weighting):
     """Ranked reward training with K=4 on rank 0 and K=2/3 on rank 1: metrics (loss, accuracy, margin, rewards,
-    num_pairs...) and weights match one process. With K differing between ranks the trainer used to crash (a
-    gather of reward tensors of different lengths aborts gloo), averaged per-rank accuracies/margins instead of
-    pooling the pairs, and with pair_weighting="pair" divided each rank's loss by its own pair count."""
+    num_pairs...) and weights match one process. K differs between ranks, so the trainer must gather fixed-size sums
+    (a gather of reward tensors of different lengths aborts gloo), pool the pairs of all ranks for accuracy and margin
+    (not average per-rank values), and with pair_weighting="pair" weigh every pair of the global batch alike (not
+    divide each rank's loss by its own pair count)."""
     rank0, rank1 = two_process_runs(f"ranked_{pair_weighting}")
     reference = _one_process(f"ranked_{pair_weighting}", tiny_models, tmp_path)
     _assert_both_ranks_in_sync(rank0, rank1)
@@ -191,8 +192,8 @@ def test_ranked_reward_deepspeed_matches_one_process(tiny_models, tmp_path, stag
 def test_gradient_accumulation_matches_one_big_batch(tiny_models, tmp_path, case):
     """One process, B rows x 2 accumulation steps vs 2B rows x 1 (the K=4 rows in the first micro-batch, the K=2/3
     rows in the second): same loss, grad norm and weights, within the DDP tolerance. With pair_weighting="pair"
-    each micro-batch used to be normalised by its own pair count (weights 3e-3 off); it is now normalised by the
-    pairs of the whole optimizer step. Batch-statistic metrics (accuracy, rewards, num_pairs...) are, as in TRL,
+    each micro-batch is normalised by the pairs of the whole optimizer step (normalising it by its own pair count
+    moves the weights by 3e-3). Batch-statistic metrics (accuracy, rewards, num_pairs...) are, as in TRL,
     averaged over the micro-batches of a logging step, so they are not compared."""
     accumulated = worker.run(case, tiny_models, tmp_path / "ga", worker.B, grad_accum=2)
     reference = _one_process(case, tiny_models, tmp_path)

@@ -343,11 +343,12 @@ def test_resume_matches_uninterrupted_run_with_adaptive_kl_ptx_and_value_head(ti
 
 def test_resume_inside_a_generation_cycle_replays_the_buffered_rollouts(tiny_models, tok, tmp_path):
     """One generation feeds optimizer steps 1-2, the next 3-4, so checkpoint-1 falls inside a cycle. TRL does not
-    checkpoint its rollout buffer: a resumed run used to sample fresh rollouts from the updated policy at step 2 (and
-    update the KL controller once more) where the uninterrupted run replays step 1's, restarted its micro-step count so
-    that every later generation came one optimizer step early (steps 2 and 4), and ended 0.026 away in weights.
-    Now the checkpoint carries the buffer (per process) and the resumed run matches run A: no generation at step 2,
-    the same completions at step 3, KL coefficient, step-2..4 metrics and weights (atol 1e-6, rtol 0, as above)."""
+    checkpoint its rollout buffer: without it a resumed run would sample fresh rollouts from the updated policy at
+    step 2 (and update the KL controller once more) where the uninterrupted run replays step 1's, restart its
+    micro-step count so that every later generation comes one optimizer step early (steps 2 and 4), and end 0.026
+    away in weights. The checkpoint carries the buffer (per process), so the resumed run matches run A: no generation
+    at step 2, the same completions at step 3, KL coefficient, step-2..4 metrics and weights (atol 1e-6, rtol 0, as
+    above)."""
     from rlhf_ext.testing import resume
 
     seen = {}
