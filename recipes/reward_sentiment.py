@@ -52,13 +52,9 @@ def main(recipe: RewardRecipeArgs, args: RankedRewardConfig, model_args: ModelCo
     backbone = model_args.model_name_or_path or "offline"
     model, tok = load_reward_model(backbone)
 
+    peft = get_peft_config(model_args)  # None unless use_peft: the offline configs train the whole backbone
     trainer = RankedRewardTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=test,
-        processing_class=tok,
-        peft_config=get_peft_config(model_args),
+        model, args, train_dataset=train, eval_dataset=test, processing_class=tok, peft_config=peft
     )
     trainer.train()
     metrics = trainer.evaluate()

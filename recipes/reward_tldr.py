@@ -53,13 +53,9 @@ def build_trainer(recipe: SummaryRewardArgs, args: RankedRewardConfig, model_arg
     test = take_rows(test, recipe.num_eval_rows, option="num_eval_rows", what=f"the {recipe.eval_split!r} split")
     backbone = model_args.model_name_or_path or "offline"
     model, tok = load_reward_model(backbone)
+    peft = get_peft_config(model_args)  # None unless use_peft
     trainer = RankedRewardTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=test,
-        processing_class=tok,
-        peft_config=get_peft_config(model_args),
+        model, args, train_dataset=train, eval_dataset=test, processing_class=tok, peft_config=peft
     )
     info = trainer.card_info
     info.dataset_name = recipe.preferences

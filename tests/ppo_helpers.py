@@ -4,6 +4,7 @@ constant reward, a fast config and the trainer on the session's tiny models (fix
 from __future__ import annotations
 
 from datasets import Dataset
+from tiny_args import CPU
 
 from rlhf_ext import PPOConfig, PPOTrainer
 
@@ -29,9 +30,7 @@ def constant_reward(completions, **kwargs):
 def make_args(tmp_path, **overrides):
     kwargs = dict(
         output_dir=str(tmp_path / "out"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
+        **CPU,
         per_device_train_batch_size=4,
         max_completion_length=6,
         learning_rate=1e-3,
@@ -40,7 +39,6 @@ def make_args(tmp_path, **overrides):
         gradient_checkpointing=False,
         save_strategy="no",
         num_ppo_epochs=1,
-        disable_tqdm=True,
         seed=0,
     )
     kwargs.update(overrides)

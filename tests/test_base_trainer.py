@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from datasets import Dataset, IterableDataset
+from tiny_args import CPU
 
 from rlhf_ext.base_trainer import TrainerMixin
 
@@ -59,19 +60,8 @@ def test_trainer_push_to_hub_publishes_our_card_and_plots(local_hub, tiny_models
     tok = AutoTokenizer.from_pretrained(tiny_models.tokenizer)
     model = AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm)
     data = Dataset.from_list([{"text": "The movie was wonderful and warm."}] * 8)
-    args = SFTConfig(
-        output_dir=str(tmp_path / "out"),
-        max_steps=3,
-        logging_steps=1,
-        per_device_train_batch_size=4,
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        push_to_hub=True,
-        hub_model_id="local-user/tiny-sft",
-        hub_token=local_hub.token,
-    )
+    hub = dict(push_to_hub=True, hub_model_id="local-user/tiny-sft", hub_token=local_hub.token)
+    args = SFTConfig(str(tmp_path / "out"), max_steps=3, logging_steps=1, per_device_train_batch_size=4, **CPU, **hub)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
     trainer.card_info.eval_results = [{"metric": "held-out loss", "value": 1.5, "dataset": "toy"}]
     trainer.train()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from recipe_loader import RECIPES, load_recipe
+from tiny_args import CPU
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +131,12 @@ def test_reward_recipe_prints_its_accuracy_on_the_main_process_only(tiny_models,
     recipe = load_recipe("reward_sentiment")
     rows = [{"prompt": "The movie", "completions": [" was great", " was bad", " was fine"], "ranks": [0, 2, 1]}] * 4
     DatasetDict({"train": Dataset.from_list(rows), "test": Dataset.from_list(rows[:2])}).save_to_disk(tmp_path / "l")
-    common = dict(max_steps=1, per_device_train_batch_size=2, use_cpu=True, bf16=False, report_to="none")
+    common = dict(max_steps=1, per_device_train_batch_size=2, save_strategy="no", **CPU)
     for main_process in (True, False):
         monkeypatch.setattr(RankedRewardTrainer, "is_world_process_zero", lambda self, main=main_process: main)
         recipe.main(
             recipe.RewardRecipeArgs(labels_dir=str(tmp_path / "l")),
-            RankedRewardConfig(output_dir=str(tmp_path / f"rm-{main_process}"), save_strategy="no", **common),
+            RankedRewardConfig(output_dir=str(tmp_path / f"rm-{main_process}"), **common),
             ModelConfig(model_name_or_path=str(tiny_models.reward_model)),
         )
         printed = capsys.readouterr().out

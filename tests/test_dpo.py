@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datasets import Dataset
+from tiny_args import CPU
 
 
 def test_dpo_trainer_trains_and_writes_our_card(tiny_models, tiny_tokenizer, tmp_path):
@@ -14,21 +15,10 @@ def test_dpo_trainer_trains_and_writes_our_card(tiny_models, tiny_tokenizer, tmp
     assert "DPOTrainer" in rlhf_ext.__all__ and DPOTrainer.__module__ == "rlhf_ext.dpo"
     pairs = [{"prompt": "The movie was", "chosen": " great fun.", "rejected": " a bore."}] * 4
     args = DPOConfig(
-        output_dir=str(tmp_path / "dpo"),
-        max_steps=1,
-        per_device_train_batch_size=2,
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        beta=0.1,
+        str(tmp_path / "dpo"), max_steps=1, per_device_train_batch_size=2, save_strategy="no", beta=0.1, **CPU
     )
-    trainer = DPOTrainer(
-        model=str(tiny_models.causal_lm),
-        args=args,
-        train_dataset=Dataset.from_list(pairs),
-        processing_class=tiny_tokenizer,
-    )
+    data = Dataset.from_list(pairs)
+    trainer = DPOTrainer(str(tiny_models.causal_lm), args=args, train_dataset=data, processing_class=tiny_tokenizer)
     trainer.train()
     trainer.save_model()
     trainer.create_model_card()  # TRL writes it with each checkpoint; recipes call it after saving

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from ppo_helpers import PROMPTS, PTX, constant_reward
+from tiny_args import CPU
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -15,9 +16,7 @@ def test_rloo_adaptive_kl_and_ptx(tiny_models, tok, tmp_path):
 
     args = RLOOConfig(
         output_dir=str(tmp_path / "rloo"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
+        **CPU,
         per_device_train_batch_size=4,
         gradient_accumulation_steps=2,
         num_generations=2,
@@ -28,7 +27,6 @@ def test_rloo_adaptive_kl_and_ptx(tiny_models, tok, tmp_path):
         gradient_checkpointing=False,
         save_strategy="steps",
         save_steps=3,
-        disable_tqdm=True,
         beta=0.05,
         kl_target=0.01,
         kl_horizon=16,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datasets import Dataset
+from tiny_args import CPU
 
 
 def test_sft_trainer_is_exported_and_writes_our_card(tiny_models, tiny_tokenizer, tmp_path):
@@ -12,7 +13,7 @@ def test_sft_trainer_is_exported_and_writes_our_card(tiny_models, tiny_tokenizer
     from rlhf_ext import SFTTrainer
 
     assert "SFTTrainer" in rlhf_ext.__all__ and SFTTrainer.__module__ == "rlhf_ext.sft"
-    args = SFTConfig(output_dir=str(tmp_path / "sft"), use_cpu=True, bf16=False, report_to="none", max_steps=1)
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=1, **CPU)
     data = Dataset.from_list([{"prompt": "ARTICLE: a.\n\nTL;DR:", "completion": " b."}] * 2)
     trainer = SFTTrainer(
         model=str(tiny_models.causal_lm), args=args, train_dataset=data, processing_class=tiny_tokenizer
