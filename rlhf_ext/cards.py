@@ -177,8 +177,10 @@ def render_dataset_card(
     stats: dict | None = None,
     has_scores: bool = True,
     citations: tuple[str, ...] = ("ziegler2019", "instructgpt"),
+    sections: dict[str, str] | None = None,
 ):
-    """A ``huggingface_hub.DatasetCard`` for a ranked preference dataset."""
+    """A ``huggingface_hub.DatasetCard`` for a ranked preference dataset; ``sections`` adds ``{heading: markdown}``
+    after the statistics (e.g. the agreement between human labelers)."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     data = DatasetCardData(
@@ -198,6 +200,7 @@ def render_dataset_card(
         dataset_is_standin=dataset_is_standin,
         stats=stats or {},
         has_scores=has_scores,
+        sections=sections or {},
         citations=[CITATIONS.get(c, c) for c in citations],
     )
 

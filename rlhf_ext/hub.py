@@ -155,6 +155,8 @@ def push_ranked_dataset(
     labeler: str = "a programmatic labeler",
     dataset_is_standin: bool = True,
     token: str | None = None,
+    summary: str | None = None,
+    sections: dict[str, str] | None = None,
 ) -> str:
     """Push a ranked preference ``DatasetDict`` as parquet files with its card (template ``rlhf_ext/templates/dataset.md``)."""
     from .cards import render_dataset_card
@@ -166,7 +168,8 @@ def push_ranked_dataset(
             ds.to_parquet(str(root / "data" / f"{split}.parquet"))
         card = render_dataset_card(
             repo_id,
-            summary=(
+            summary=summary
+            or (
                 "Ranked preference data in the format of InstructGPT's reward-model training: K sampled "
                 "completions per prompt, ranked by a labeler."
             ),
@@ -175,6 +178,7 @@ def push_ranked_dataset(
             dataset_is_standin=dataset_is_standin,
             stats=stats,
             has_scores="scores" in next(iter(data.values())).column_names,
+            sections=sections,
         )
         card.save(os.path.join(tmp, "README.md"))
         return push_folder(root, repo_id, repo_type="dataset", token=token, commit_message="Upload ranked dataset")
