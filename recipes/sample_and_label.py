@@ -59,8 +59,9 @@ class SampleAndLabelConfig:
     task: str = field(
         default="sentiment",
         metadata={
-            "help": "What the labeler prefers (rlhf_ext.offline.labelers.LABELERS).",
-            "choices": sorted(LABELERS),
+            "help": "What the labeler prefers (rlhf_ext.offline.labelers.LABELERS); 'none' samples only (prompt, "
+            "completions), for people to rank with `rlhf-ext label serve --data output_dir`.",
+            "choices": [*sorted(LABELERS), "none"],
         },
     )
     num_prompts: int = field(default=256, metadata={"help": "Prompts to label (Ziegler et al. used 4,992 labels)."})
@@ -107,10 +108,12 @@ def main(cfg: SampleAndLabelConfig):
 
     if cfg.k < 2:
         raise ValueError(f"k must be >= 2 to form a ranking, got {cfg.k}")
+    if cfg.push_to_hub and cfg.task == "none":
+        raise ValueError("--task none saves unranked samples for the labeling page; push the labels it exports")
     if cfg.push_to_hub and not cfg.hub_dataset_id:
         raise ValueError("--push_to_hub needs --hub_dataset_id")
     torch.manual_seed(cfg.seed)
-    labeler = make_labeler(cfg.task)
+    labeler = None if cfg.task == "none" else make_labeler(cfg.task)
     prompts = load_prompts(cfg)
     model, tok = load_policy(cfg.model_name_or_path)
 
@@ -127,6 +130,12 @@ def main(cfg: SampleAndLabelConfig):
         seed=cfg.seed,
         progress=f"sampling {cfg.k} continuations per prompt",
     ).texts
+    if labeler is None:  # people rank these on the labeling page
+        data = Dataset.from_list([{"prompt": p, "completions": c} for p, c in zip(prompts, completions)])
+        data.save_to_disk(cfg.output_dir)
+        print(f"sampled {cfg.k} completions for {len(data)} prompts into {cfg.output_dir}; rank them with:")
+        print(f"  rlhf-ext label serve --data {cfg.output_dir} --session {cfg.output_dir}.sqlite")
+        return data, {"prompts": len(data), "seconds": round(time.time() - t0, 1)}
     rows = []
     for prompt, comps in zip(prompts, completions):
         scores = labeler.score([prompt] * len(comps), comps)

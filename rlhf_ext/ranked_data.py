@@ -2,12 +2,14 @@
 
 The import path of earlier releases, kept for users' code. The functions live in ``rlhf_ext.data``, one module per
 purpose: row formats (:mod:`rlhf_ext.data.formats`), validation (:mod:`rlhf_ext.data.validation`), comparisons and
-conversions (:mod:`rlhf_ext.data.ranking`) and public-dataset converters (:mod:`rlhf_ext.data.sources`). Every public
-name of the earlier module is importable from here.
+conversions (:mod:`rlhf_ext.data.ranking`), public-dataset converters (:mod:`rlhf_ext.data.sources`) and importers of
+other labeling tools' exports (:mod:`rlhf_ext.data.label_tools`). Every public name of the earlier module is importable
+from here.
 """
 
 from __future__ import annotations
 
+from .data.label_tools import from_argilla_ranking, from_label_studio_ranker
 from .data.formats import PAIRWISE_COLUMNS, RANKED_COLUMNS, is_pairwise_row, is_ranked_row, pairwise_row_to_ranked
 from .data.ranking import PAIRINGS, pairs_to_ranked, ranked_pairs, ranked_to_pairs, ranks_from_scores, to_ranked
 from .data.sources import (
@@ -45,4 +47,6 @@ __all__ = [
     "pairs_to_ranked",
     "ranked_to_pairs",
     "ranks_from_scores",
+    "from_argilla_ranking",
+    "from_label_studio_ranker",
 ]

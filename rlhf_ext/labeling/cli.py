@@ -236,14 +236,25 @@ def sample_rows(cfg: ServeConfig) -> list[dict]:
         seed=cfg.seed,
         progress=f"sampling {cfg.k} completions per prompt",
     )
-    # An empty sample (EOS first) can be neither judged nor trained on: keep the others, and the prompts left with
-    # at least two.
-    rows = []
-    for prompt, texts in zip(prompts, samples.texts):
-        kept = [t for t in texts if t.strip()]
-        if len(kept) >= 2:
-            rows.append({"prompt": prompt, "completions": kept})
-    return rows
+    return [{"prompt": p, "completions": texts} for p, texts in zip(prompts, samples.texts)]
+
+
+def without_empty_completions(rows: list[dict]) -> list[dict]:
+    """Drop empty completions (a sample that stopped at once can be neither judged nor trained on) and then the
+    prompts left with fewer than two; says how many."""
+    out, emptied, dropped = [], 0, 0
+    for row in rows:
+        kept = [c for c in row["completions"] if (c.strip() if isinstance(c, str) else c)]
+        emptied += len(row["completions"]) - len(kept)
+        if len(kept) < 2:
+            dropped += 1
+            continue
+        out.append({**row, "completions": kept})
+    if emptied:
+        print(
+            f"left out {emptied} empty completion(s), and {dropped} prompt(s) left with fewer than 2", file=sys.stderr
+        )
+    return out
 
 
 def open_session(cfg: ServeConfig, users: dict[str, str] | None) -> LabelStore:
@@ -262,7 +273,7 @@ def open_session(cfg: ServeConfig, users: dict[str, str] | None) -> LabelStore:
     rows, source = load_rows(cfg)
     store = LabelStore.create(
         cfg.session,
-        rows,
+        without_empty_completions(rows),
         labelers=roster,
         labelers_per_prompt=cfg.labelers_per_prompt,
         seed=cfg.seed,
