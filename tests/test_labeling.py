@@ -202,7 +202,9 @@ def test_save_export_writes_card_with_agreement_and_pushes(local_hub, tmp_path, 
     # (0,1,2) vs (0,2,1): 2/3; (0,1,2,3) vs (0,2,1,3): 5/6 -> mean 3/4
     assert "Pairwise agreement between labelers on shared prompts: **75.0 +- 8.3%" in printed
     assert result["agreement"]["overall"]["agreement"] == pytest.approx(0.75)
-    assert len(load_from_disk(str(out))["train"]) == 4
+    saved = load_from_disk(str(out))
+    assert len(saved["train"]) == len(saved["test"]) == 2  # one prompt held out, with both labelers' rows
+    assert not set(saved["train"]["item_id"]) & set(saved["test"]["item_id"])
     card = (out / "README.md").read_text()
     assert "## Agreement between labelers" in card and "| ann | 75.0 +- 8.3%" in card and "72.6 +- 1.5%" in card
     assert json.loads((out / "stats.json").read_text())["stats"]["median_seconds_per_judgement"] == 4.0

@@ -225,7 +225,7 @@ def build_app(store: LabelStore, *, require_login: bool = False, title: str = "r
                 try:
                     labeler = store.check_labeler(saved)
                 except LabelingError as err:
-                    message = f"⚠️ {err}"
+                    message = f"{err}"
             state = {"labeler": labeler}
             return [*render(labeler, message, state), labeler or ""]
 
@@ -233,7 +233,7 @@ def build_app(store: LabelStore, *, require_login: bool = False, title: str = "r
             try:
                 labeler = store.check_labeler(name)
             except LabelingError as err:
-                return [*render(None, f"⚠️ {err}", {}), ""]
+                return [*render(None, f"{err}", {}), ""]
             state = {"labeler": labeler}
             return [*render(labeler, f"Welcome, {labeler}.", state), labeler]
 
@@ -244,7 +244,7 @@ def build_app(store: LabelStore, *, require_login: bool = False, title: str = "r
                 state, flag_values, note_value = values[state_box], values[flags], values[note]
                 labeler = labeler_of(state, request)
                 if labeler is None or "item_id" not in state:
-                    return render(labeler, "⚠️ Nothing to submit.", state)
+                    return render(labeler, "Nothing to submit.", state)
                 k = state["k"]
                 ranks = None
                 if not skipping:
@@ -254,7 +254,7 @@ def build_app(store: LabelStore, *, require_login: bool = False, title: str = "r
                         return (
                             [state]
                             + [gr.update()] * (len(task_outputs) - 1)
-                            + [f"⚠️ Rank every completion first: {missing} of {k} have no rank."]
+                            + [f"Rank every completion first: {missing} of {k} have no rank."]
                         )
                     ranks = [int(v) for v in picked]
                 try:
@@ -267,9 +267,9 @@ def build_app(store: LabelStore, *, require_login: bool = False, title: str = "r
                         seconds=round(time.time() - state["shown_at"], 3),
                     )
                 except LabelingError as err:
-                    return render(labeler, f"⚠️ {err}", state)
+                    return render(labeler, f"{err}", state)
                 verb = "Skipped" if skipping else "Saved"
-                return render(labeler, f"✅ {verb}: judgement #{judgement_id} is on disk.", state)
+                return render(labeler, f"{verb}: judgement #{judgement_id} is on disk.", state)
 
             return handler
 
@@ -278,7 +278,7 @@ def build_app(store: LabelStore, *, require_login: bool = False, title: str = "r
             if labeler is None:
                 return render(None, "", state)
             item_id = store.undo(labeler)
-            message = "Nothing to undo." if item_id is None else "↩️ Undone: your last judgement is shown again."
+            message = "Nothing to undo." if item_id is None else "Undone: your last judgement is shown again."
             return render(labeler, message, state)
 
         all_outputs = [*task_outputs, status]

@@ -105,6 +105,9 @@ class ExportConfig:
     min_labelers: int = field(
         default=1, metadata={"help": "consensus: prompts ranked by fewer labelers are left out."}
     )
+    test_fraction: float = field(
+        default=0.125, metadata={"help": "Share of prompts (with all their rows) kept as a 'test' split; 0 for none."}
+    )
     exclude_flags: str = field(
         default="", metadata={"help": "Comma-separated flags whose judgements are left out, e.g. 'broken,unsafe'."}
     )
@@ -322,6 +325,7 @@ def export_command(cfg: ExportConfig) -> dict:
         mode=cfg.mode,
         exclude_flags=flags,
         min_labelers=cfg.min_labelers,
+        test_fraction=cfg.test_fraction,
         push_to_hub=cfg.push_to_hub,
         hub_dataset_id=cfg.hub_dataset_id,
     )

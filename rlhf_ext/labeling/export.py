@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -188,12 +189,18 @@ def save_export(
     mode: str = "per_labeler",
     exclude_flags=(),
     min_labelers: int = 1,
+    test_fraction: float = 0.125,
+    seed: int = 0,
     push_to_hub: bool = False,
     hub_dataset_id: str | None = None,
     token: str | None = None,
 ) -> dict[str, Any]:
     """Export, print the agreement, save ``output_dir`` (``save_to_disk`` + ``README.md`` card + ``stats.json``) and,
-    with ``push_to_hub``, push the dataset and card through :mod:`rlhf_ext.hub` (retried; no token in any file)."""
+    with ``push_to_hub``, push the dataset and card through :mod:`rlhf_ext.hub` (retried; no token in any file).
+
+    ``test_fraction`` of the prompts (at least one, when there are two or more) go to a ``test`` split with all their
+    labelers' rows, so that no prompt is in both splits; 0 keeps a ``train`` split alone.
+    """
     from datasets import DatasetDict
 
     from ..cards import render_dataset_card
@@ -201,9 +208,16 @@ def save_export(
     if push_to_hub and not hub_dataset_id:
         raise ValueError("--push_to_hub needs --hub_dataset_id")
     store = _open(session)
-    data = DatasetDict({"train": export(store, mode=mode, exclude_flags=exclude_flags, min_labelers=min_labelers)})
+    rows = export(store, mode=mode, exclude_flags=exclude_flags, min_labelers=min_labelers)
+    items = sorted(set(rows["item_id"]))
+    random.Random(seed).shuffle(items)
+    n_test = max(1, round(test_fraction * len(items))) if test_fraction > 0 and len(items) > 1 else 0
+    held_out = set(items[:n_test])
+    data = DatasetDict({"train": rows.filter(lambda r: r["item_id"] not in held_out)})
+    if held_out:
+        data["test"] = rows.filter(lambda r: r["item_id"] in held_out)
     _, left_out = export_rows(store, mode=mode, exclude_flags=exclude_flags, min_labelers=min_labelers)
-    stats = {**session_stats(store), "mode": mode, "rows": len(data["train"]), **left_out}
+    stats = {**session_stats(store), "mode": mode, "rows": len(rows), "test_prompts": n_test, **left_out}
     agree = session_agreement(store, exclude_flags=exclude_flags)
     section = format_agreement(agree)
     print(section)
