@@ -9,8 +9,8 @@ from here.
 
 from __future__ import annotations
 
-from .data.label_tools import from_argilla_ranking, from_label_studio_ranker
 from .data.formats import PAIRWISE_COLUMNS, RANKED_COLUMNS, is_pairwise_row, is_ranked_row, pairwise_row_to_ranked
+from .data.label_tools import from_argilla_ranking, from_label_studio_ranker
 from .data.ranking import PAIRINGS, pairs_to_ranked, ranked_pairs, ranked_to_pairs, ranks_from_scores, to_ranked
 from .data.sources import (
     from_lm_human_preferences,

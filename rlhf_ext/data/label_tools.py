@@ -23,15 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .formats import to_dataset
+from .ranking import ranks_from_scores
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["from_argilla_ranking", "from_label_studio_ranker"]
-
-
-def _dense(values: Sequence[float]) -> list[int]:
-    distinct = sorted(set(values))
-    return [distinct.index(v) for v in values]
 
 
 def _finish(rows: list[dict], dropped: dict[str, int], source: str):
@@ -124,7 +120,7 @@ def from_argilla_ranking(
                 if options is not None and text is None:
                     raise ValueError(f"Argilla record {index}: option {name!r} maps to field {field!r}, not found")
                 completions.append(text if text is not None else name)
-            ranks = _dense([int(ranked[n]) for n in names])
+            ranks = ranks_from_scores([int(ranked[n]) for n in names], higher_is_better=False)
             if len(set(ranks)) < 2:
                 dropped["all-tied rankings"] += 1
                 continue
