@@ -79,6 +79,19 @@ def test_validate_accepts_good_rows_numpy_ints_and_pairwise():
     )
 
 
+def test_tool_call_turns_need_no_content_other_turns_do():
+    """TRL's tool-calling data: an assistant turn that calls a tool carries no `content` key (or None)."""
+    call = {"type": "function", "function": {"name": "start_timer", "arguments": {"duration": 600}}}
+    user = [{"role": "user", "content": "Set a timer."}]
+    calls = [{"role": "assistant", "tool_calls": [call]}, {"role": "tool", "name": "start_timer", "content": "600"}]
+    validate_ranked_row({"prompt": user, "chosen": calls, "rejected": [{"role": "assistant", "content": "No."}]}, 0)
+    only_call = [{"role": "assistant", "content": None, "tool_calls": [call]}]  # Arrow's form: a None content
+    validate_ranked_row({"prompt": user, "completions": [only_call, calls], "ranks": [1, 0]}, 0)
+    for turn in ({"role": "assistant"}, {"role": "assistant", "tool_calls": []}, {"role": "tool", "name": "x"}):
+        with pytest.raises(ValueError, match=r"train_dataset row 4: 'rejected' message 0 has no 'content'"):
+            validate_ranked_row({"prompt": user, "chosen": calls, "rejected": [turn]}, 4, "train_dataset")
+
+
 def test_validate_dataset_names_dataset_and_row():
     bad = {"prompt": "Q", "completions": ["a", "b"], "ranks": [0, 0]}
     ds = Dataset.from_list([GOOD, GOOD, bad])

@@ -42,21 +42,23 @@ def _is_bool(value: Any) -> bool:
 def _message_problem(value: Any, offset: int = 0) -> str | None:
     """Why ``value`` is not a list of chat messages (``{"role": str, "content": str}``), or None if it is one.
 
-    ``content`` may also be a list of content parts, or None in an assistant turn that carries ``tool_calls``.
-    Messages are numbered from ``offset`` (their place in the conversation a split-off prompt was taken from).
+    ``content`` may also be a list of content parts; a turn that carries ``tool_calls`` may have no ``content``
+    (missing or None), as in TRL's tool-calling data. Messages are numbered from ``offset`` (their place in the
+    conversation a split-off prompt was taken from).
     """
     if not isinstance(value, list):
         return f"must be a list of messages, got {type(value).__name__}: {describe(value)}"
     for m, message in enumerate(value, start=offset):
         if not isinstance(message, Mapping):
             return f"message {m} must be a dict with 'role' and 'content', got {type(message).__name__}"
-        for key in ("role", "content"):
+        calls_tools = bool(message.get("tool_calls"))
+        for key in ("role",) if calls_tools else ("role", "content"):
             if key not in message:
                 return f"message {m} has no '{key}'"
         if not isinstance(message["role"], str) or not message["role"]:
             return f"message {m} has role {describe(message['role'])}; a role must be a non-empty string"
-        content = message["content"]
-        if not isinstance(content, (str, list)) and not (content is None and message.get("tool_calls")):
+        content = message.get("content")
+        if not isinstance(content, (str, list)) and not (content is None and calls_tools):
             return f"message {m} has content {describe(content)}; content must be a string"
     return None
 
@@ -64,7 +66,7 @@ def _message_problem(value: Any, offset: int = 0) -> str | None:
 def _has_text(messages: list) -> bool:
     """Whether valid ``messages`` say anything: some non-blank content, content parts or a tool call."""
     return any(
-        (m["content"].strip() if isinstance(m["content"], str) else m["content"]) or m.get("tool_calls")
+        (m["content"].strip() if isinstance(m.get("content"), str) else m.get("content")) or m.get("tool_calls")
         for m in messages
     )
 
