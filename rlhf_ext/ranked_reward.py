@@ -7,13 +7,16 @@ ordered pairs (w, l) of ``-log sigmoid(r_w - r_l - margin)``; the batch loss is 
 (``pair_weighting="prompt"``, Ouyang et al. 2022) or over all pairs (``pair_weighting="pair"``).
 
 TRL preference rows (``chosen``/``rejected``, explicit or implicit prompt, text or messages) are read as K = 2, where
-both weightings equal ``trl.RewardTrainer``'s loss and metrics.
+both weightings equal ``trl.RewardTrainer``'s loss and metrics. The processed datasets (``trainer.train_dataset``,
+``trainer.eval_dataset``) keep TRL's columns for pairs (``chosen_ids``/``rejected_ids``, next to ``ranks=[0, 1]``)
+and hold ``completions_ids``/``ranks`` for ranked lists.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +31,8 @@ from trl.trainer.utils import pad
 
 from rlhf_ext.base_trainer import TrainerMixin
 from rlhf_ext.checkpoints import read_checkpoint_state, write_checkpoint_state
-from rlhf_ext.data.ranking import ranked_pairs, to_ranked
+from rlhf_ext.data.formats import pairwise_row_to_ranked
+from rlhf_ext.data.ranking import ranked_pairs
 from rlhf_ext.data.validation import is_integer, validate_ranked_dataset, validate_ranked_row
 from rlhf_ext.nonfinite import check_finite
 
@@ -77,7 +81,8 @@ class RankedRewardConfig(RewardConfig):
 class DataCollatorForRanking(DataCollatorMixin):
     """Flattens the completions of all prompts into one right-padded batch and lists the comparison pairs.
 
-    Each example has `completions_ids` (K token lists) and `ranks` (K ints), optionally `margin`. Returns
+    Each example has `completions_ids` (K token lists) and `ranks` (K ints), or TRL's pair `chosen_ids`/`rejected_ids`
+    (K = 2, ranks [0, 1]), optionally `margin`. Returns
     `input_ids`/`attention_mask` of shape (sum K, L), `prompt_index` (sum K,) mapping each sequence to its prompt,
     `ranks` (sum K,), `pair_winner`/`pair_loser`/`pair_prompt` (P,) for the P ordered pairs (flat indices into the
     sequences) and `margin` (B,) when present.
@@ -94,10 +99,11 @@ class DataCollatorForRanking(DataCollatorMixin):
         winners, losers, pair_prompt = [], [], []
         for b, example in enumerate(examples):
             offset = len(sequences)
-            sequences.extend(torch.tensor(ids, dtype=torch.long) for ids in example["completions_ids"])
-            ranks.extend(int(r) for r in example["ranks"])
-            prompt_index.extend([b] * len(example["completions_ids"]))
-            for win, lose in ranked_pairs(example["ranks"]):
+            completions, row_ranks = _completions_and_ranks(example)
+            sequences.extend(torch.tensor(ids, dtype=torch.long) for ids in completions)
+            ranks.extend(int(r) for r in row_ranks)
+            prompt_index.extend([b] * len(completions))
+            for win, lose in ranked_pairs(row_ranks):
                 winners.append(offset + win)
                 losers.append(offset + lose)
                 pair_prompt.append(b)
@@ -117,6 +123,17 @@ class DataCollatorForRanking(DataCollatorMixin):
 
 
 _RANKING_KEYS = ("ranks", "prompt_index", "pair_winner", "pair_loser", "pair_prompt", "margin")
+# Token columns of a processed row: ours for ranked lists, TRL's for pairs (and TRL's legacy names for pairs).
+RANKED_IDS = "completions_ids"
+PAIR_IDS = ("chosen_ids", "rejected_ids")
+LEGACY_PAIR_IDS = ("chosen_input_ids", "rejected_input_ids")
+
+
+def _completions_and_ranks(example: dict[str, Any]) -> tuple[list, list]:
+    """The token lists of a processed row and their ranks: a ranked row's own, or (chosen, rejected) and [0, 1]."""
+    if RANKED_IDS in example:
+        return example[RANKED_IDS], example["ranks"]
+    return [example[PAIR_IDS[0]], example[PAIR_IDS[1]]], [0, 1]
 
 
 def kendall_tau_b(ranks: list[int], scores: list[float]) -> float:
@@ -219,11 +236,10 @@ class RankedRewardTrainer(TrainerMixin, RewardTrainer):
                 "(Dataset.from_list(rows) makes one from a list of dicts)."
             )
         columns = get_dataset_column_names(dataset)
-        if "completions_ids" in columns or ("chosen_ids" in columns and "rejected_ids" in columns):
+        tokenized = _tokenized_columns(columns)
+        if tokenized is not None:
             rows = dataset if limit is None else dataset.take(limit)
-            _validate_tokenized(rows, name)
-        elif "chosen_input_ids" in columns and "rejected_input_ids" in columns:
-            return  # TRL's legacy tokenized columns (chosen_input_ids/...): renamed and used as K = 2 rows
+            _validate_tokenized(rows, name, tokenized)
         else:
             validate_ranked_dataset(dataset, name=name, limit=limit)
         max_completions = getattr(args, "max_completions", None)
@@ -238,36 +254,42 @@ class RankedRewardTrainer(TrainerMixin, RewardTrainer):
                     )
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        """Tokenize (unless already tokenized) and drop rows longer than ``max_length``; idempotent.
+
+        Pairs come out with TRL's columns (``chosen_ids``/``rejected_ids``, text columns kept) plus ``ranks=[0, 1]``;
+        ranked rows as ``completions_ids``/``ranks``. TRL's legacy ``chosen_input_ids``/``rejected_input_ids`` are
+        renamed to ``chosen_ids``/``rejected_ids`` with a ``FutureWarning``, as ``trl.RewardTrainer`` does.
+        """
         columns = get_dataset_column_names(dataset)
         is_iterable = isinstance(dataset, IterableDataset)
         map_kwargs = {} if is_iterable else {"num_proc": args.dataset_num_proc}
-        if "completions_ids" not in columns:
-            if "chosen_input_ids" in columns and "rejected_input_ids" in columns and "chosen_ids" not in columns:
-                dataset = dataset.rename_columns(
-                    {"chosen_input_ids": "chosen_ids", "rejected_input_ids": "rejected_ids"}
-                )
-                columns = get_dataset_column_names(dataset)
-            if "chosen_ids" in columns and "rejected_ids" in columns:
-                dataset = dataset.map(
-                    lambda ex: {"completions_ids": [ex["chosen_ids"], ex["rejected_ids"]], "ranks": [0, 1]},
-                    remove_columns=["chosen_ids", "rejected_ids"],
-                    **map_kwargs,
-                )
-            else:
-                if is_iterable:
+        if _tokenized_columns(columns) == LEGACY_PAIR_IDS:
+            warnings.warn(
+                "trl.RewardTrainer deprecates the pre-tokenized pair columns `chosen_input_ids`/`rejected_input_ids` "
+                "(they will not be supported in v1); rename them to `chosen_ids`/`rejected_ids`.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            dataset = dataset.rename_columns(dict(zip(LEGACY_PAIR_IDS, PAIR_IDS)))
+            columns = get_dataset_column_names(dataset)
+        tokenized = _tokenized_columns(columns)
+        if tokenized == PAIR_IDS and "ranks" not in columns:
+            dataset = dataset.map(lambda _: {"ranks": [0, 1]}, **map_kwargs)
+        elif tokenized is None:
+            if is_iterable:
 
-                    def check(example, index):
-                        validate_ranked_row(example, index, dataset_name)
-                        return {}
+                def check(example, index):
+                    validate_ranked_row(example, index, dataset_name)
+                    return {}
 
-                    dataset = dataset.map(check, with_indices=True)
-                dataset = self._tokenize_ranked(to_ranked(dataset), processing_class, dataset_name, map_kwargs)
+                dataset = dataset.map(check, with_indices=True)
+            dataset = self._tokenize(dataset, processing_class, dataset_name, map_kwargs)
 
         if args.max_length is not None:
             max_length = args.max_length
 
             def short_enough(example):
-                return all(len(ids) <= max_length for ids in example["completions_ids"])
+                return all(len(ids) <= max_length for ids in _completions_and_ranks(example)[0])
 
             if is_iterable:
                 dataset = dataset.filter(short_enough)
@@ -297,35 +319,44 @@ class RankedRewardTrainer(TrainerMixin, RewardTrainer):
         return dataset
 
     @staticmethod
-    def _tokenize_ranked(dataset, processing_class, dataset_name, map_kwargs):
+    def _tokenize(dataset, processing_class, dataset_name, map_kwargs):
+        """Tokenize prompt + completion, for each completion of a ranked row or both sides of a pair.
+
+        Pairs keep their columns and gain ``chosen_ids``/``rejected_ids``/``ranks``, as ``trl.RewardTrainer`` keeps its
+        input columns; ranked rows trade ``prompt``/``completions`` for ``completions_ids``.
+        """
+        pairs = "completions" not in get_dataset_column_names(dataset)
         first = next(iter(dataset))
+        first = pairwise_row_to_ranked(first) if pairs else first
         conversational = is_conversational({"prompt": first["prompt"]}) or is_conversational(
             {"completion": first["completions"][0]}
         )
         eos = processing_class.eos_token
 
         def tokenize(example):
+            row = pairwise_row_to_ranked(example) if pairs else example
             kwargs = {}
             if conversational:
                 tools = example.get("tools")
                 tools = json.loads(tools) if isinstance(tools, str) else tools
                 kwargs = {"tools": tools, **(example.get("chat_template_kwargs") or {})}
             ids = []
-            for completion in example["completions"]:
+            for completion in row["completions"]:
                 if not conversational and not completion.endswith(eos):
                     completion = completion + eos  # the parent's EOS rule: text rows end with EOS
-                ids.append(_tokenize(processing_class, example["prompt"] + completion, **kwargs)["input_ids"])
-            return {"completions_ids": ids}
+                ids.append(_tokenize(processing_class, row["prompt"] + completion, **kwargs)["input_ids"])
+            if pairs:
+                return {PAIR_IDS[0]: ids[0], PAIR_IDS[1]: ids[1], "ranks": [0, 1]}
+            return {RANKED_IDS: ids}
 
         if not isinstance(dataset, IterableDataset):
             map_kwargs = {**map_kwargs, "desc": f"Tokenizing {dataset_name} dataset"}
-        columns = get_dataset_column_names(dataset)
-        drop = [c for c in ("prompt", "completions") if c in columns]
+        drop = [] if pairs else ["prompt", "completions"]
         return dataset.map(tokenize, remove_columns=drop, **map_kwargs)
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
-            self._signature_columns = ["completions_ids", "ranks", "margin"]
+            self._signature_columns = [RANKED_IDS, *PAIR_IDS, "ranks", "margin"]
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         if eval_dataset is not None and not isinstance(eval_dataset, str):
@@ -460,12 +491,23 @@ class RankedRewardTrainer(TrainerMixin, RewardTrainer):
         metrics["top1_accuracy"].append(gather(torch.tensor(sum(top1) / len(top1), device=device)).mean().item())
 
 
-def _validate_tokenized(rows, name: str) -> None:
-    """Checks of already tokenized rows (`completions_ids`/`ranks`, or TRL's `chosen_ids`/`rejected_ids`)."""
+def _tokenized_columns(columns) -> str | tuple[str, str] | None:
+    """Which token columns a dataset already has: ``completions_ids``, a pair of TRL's, or None (text to tokenize)."""
+    if RANKED_IDS in columns:
+        return RANKED_IDS
+    for pair in (PAIR_IDS, LEGACY_PAIR_IDS):
+        if all(c in columns for c in pair):
+            return pair
+    return None
+
+
+def _validate_tokenized(rows, name: str, columns: str | tuple[str, str]) -> None:
+    """Checks of already tokenized rows (`completions_ids`/`ranks`, or a pair of TRL's token columns)."""
     for index, row in enumerate(rows):
-        if "completions_ids" not in row:
-            if not row.get("chosen_ids") or not row.get("rejected_ids"):
-                raise ValueError(f"{name} row {index}: empty 'chosen_ids' or 'rejected_ids'.")
+        if columns != RANKED_IDS:
+            empty = [c for c in columns if not row[c]]
+            if empty:
+                raise ValueError(f"{name} row {index}: empty {' and '.join(repr(c) for c in empty)}.")
             continue
         if "ranks" not in row:
             raise ValueError(f"{name} row {index}: missing column(s) ['ranks'] next to 'completions_ids'.")

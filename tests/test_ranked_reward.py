@@ -3,6 +3,7 @@ completion, bad-input errors, conversational rows, LoRA, eval metrics and an end
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -426,3 +427,172 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tiny_models, tiny_toke
         atol=1e-6,
     )
     print(f"max |weight diff| {weight_diff:.3g} (steps 3-4 moved {moved:.3g}), metric diffs {diffs}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The parent's contract: what code written for trl.RewardTrainer reads and passes (TRL's own test file checks the same
+# things against Hub models; these run on the local tiny models in CI).
+# ---------------------------------------------------------------------------------------------------------------
+
+# A small template that renders tools and tool calls (the tiny tokenizer's own template shows `content` only).
+TOOL_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\nTools:{% for tool in tools %} {{ tool['function']['name'] }}{% endfor %}"
+    "<|im_end|>\n{% endif %}"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['tool_calls'] %}{% for call in message['tool_calls'] %}call {{ call['function']['name'] }}"
+    "{% endfor %}{% else %}{{ message['content'] }}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+TOOLS = [{"type": "function", "function": {"name": "start_timer", "parameters": {"type": "object"}}}]
+
+
+def toolcall_pairs(n=4):
+    """TRL's tool-calling preference rows: an assistant turn with `tool_calls` and no `content` key at all (as TRL's
+    `toolcall` dataset stores its messages in a Json column), a tool turn, and `tools` as a JSON string."""
+    from datasets import Features, Json, List, Value
+
+    call = {"type": "function", "function": {"name": "start_timer", "arguments": {"duration": 600}}}
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"Set a timer for {i + 10} minutes."}],
+            "chosen": [
+                {"role": "assistant", "tool_calls": [call]},
+                {"role": "tool", "name": "start_timer", "content": "600"},
+                {"role": "assistant", "content": "The timer is set."},
+            ],
+            "rejected": [{"role": "assistant", "content": "I cannot."}],
+            "tools": json.dumps(TOOLS),
+        }
+        for i in range(n)
+    ]
+    message = {"role": Value("string"), "content": Value("string")}
+    features = Features(
+        {"prompt": List(message), "chosen": List(Json()), "rejected": List(Json()), "tools": Value("string")}
+    )
+    return Dataset.from_list(rows, features=features)
+
+
+def test_tool_call_conversations_tokenize_like_trl_and_train(tiny_models, tmp_path):
+    from transformers import AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.tokenizer)
+    tokenizer.chat_template = TOOL_TEMPLATE
+    data = toolcall_pairs()
+    assert "content" not in data[0]["chosen"][0]
+    common = config(tmp_path, per_device_train_batch_size=2, max_steps=2)
+    ref = RewardTrainer(
+        model=str(tiny_models.reward_model),
+        args=RewardConfig(**common),
+        train_dataset=data,
+        processing_class=tokenizer,
+    )
+    ours = RankedRewardTrainer(
+        model=str(tiny_models.reward_model),
+        args=RankedRewardConfig(**common),
+        train_dataset=data,
+        processing_class=tokenizer,
+    )
+    for column in ("chosen_ids", "rejected_ids"):
+        assert ours.train_dataset[column] == ref.train_dataset[column], column
+    text = tokenizer.decode(ours.train_dataset[0]["chosen_ids"])
+    assert "Tools: start_timer" in text and "<|im_start|>assistant\ncall start_timer<|im_end|>" in text
+    # `tools` stored as a list of dicts (Arrow fills missing keys with None) tokenizes the same.
+    as_list = data.map(lambda row: {"tools": json.loads(row["tools"])})
+    again = RankedRewardTrainer(
+        model=str(tiny_models.reward_model),
+        args=RankedRewardConfig(**common),
+        train_dataset=as_list,
+        processing_class=tokenizer,
+    )
+    assert again.train_dataset["chosen_ids"] == ours.train_dataset["chosen_ids"]
+    ours.train()
+    logs = [h for h in ours.state.log_history if "loss" in h]
+    assert len(logs) == 2 and all(math.isfinite(h["loss"]) for h in logs)
+
+    # A turn without content is valid only when it calls a tool.
+    rows = data.to_list()
+    rows[1]["chosen"] = [{"role": "assistant", "tool_calls": []}]
+    with pytest.raises(ValueError, match=r"train_dataset row 1: 'chosen' message 0 has no 'content'"):
+        RankedRewardTrainer(
+            model=str(tiny_models.reward_model),
+            args=RankedRewardConfig(**common),
+            train_dataset=Dataset.from_list(rows, features=data.features),
+            processing_class=tokenizer,
+        )
+
+
+def test_processed_pairs_keep_trl_columns_ranked_rows_keep_ours(tiny_models, tiny_tokenizer, tmp_path):
+    from datasets import DatasetDict
+    from trl import RewardConfig, RewardTrainer
+
+    pairs = pairwise_rows("text")
+    common = config(tmp_path)
+    ref = RewardTrainer(
+        model=str(tiny_models.reward_model),
+        args=RewardConfig(**common),
+        train_dataset=pairs,
+        processing_class=tiny_tokenizer,
+    )
+    evals = {
+        "dataset": pairs,
+        "iterable": pairs.to_iterable_dataset(),
+        "dict": {"a": pairs, "b": pairs.to_iterable_dataset()},
+        "dataset_dict": DatasetDict({"a": pairs, "b": pairs}),
+    }
+    for kind, eval_dataset in evals.items():
+        ours = make_trainer(tiny_models, tiny_tokenizer, tmp_path, pairs, eval_dataset=eval_dataset)
+        # TRL's columns (text, margin, chosen_ids, rejected_ids) are all there, with TRL's token ids.
+        assert set(ref.train_dataset.column_names) <= set(ours.train_dataset.column_names)
+        for column in ("chosen_ids", "rejected_ids"):
+            assert ours.train_dataset[column] == ref.train_dataset[column], column
+        assert ours.train_dataset["ranks"] == [[0, 1]] * len(pairs)
+        splits = ours.eval_dataset if isinstance(ours.eval_dataset, dict) else {None: ours.eval_dataset}
+        assert set(splits) == ({"a", "b"} if "dict" in kind else {None}), kind
+        for split in splits.values():
+            first = next(iter(split))
+            assert first["chosen_ids"] == ref.train_dataset[0]["chosen_ids"], kind
+            assert "completions_ids" not in first, kind
+
+    ranked = make_trainer(tiny_models, tiny_tokenizer, tmp_path, Dataset.from_list(RANKED))
+    assert {"completions_ids", "ranks"} <= set(ranked.train_dataset.column_names)
+    assert "chosen_ids" not in ranked.train_dataset.column_names
+    assert [len(ids) for ids in ranked.train_dataset["completions_ids"]] == [2, 3, 4, 5]
+
+
+def test_legacy_pretokenized_columns_warn_like_trl_and_are_renamed(tiny_models, tiny_tokenizer, tmp_path, recwarn):
+    legacy = Dataset.from_list([{"chosen_input_ids": [5, 6, 2], "rejected_input_ids": [7, 2]}] * 4)
+    with pytest.warns(FutureWarning, match=r"will not be supported in v1.*rename them to `chosen_ids`/`rejected_ids`"):
+        trainer = make_trainer(
+            tiny_models, tiny_tokenizer, tmp_path, legacy, per_device_train_batch_size=2, max_steps=1
+        )
+    columns = trainer.train_dataset.column_names
+    assert {"chosen_ids", "rejected_ids"} <= set(columns)
+    assert not {"chosen_input_ids", "rejected_input_ids"} & set(columns)
+    trainer.train()
+    assert trainer.state.log_history[0]["num_pairs"] == 2
+    # TRL's current names: no deprecation warning.
+    recwarn.clear()
+    current = Dataset.from_list([{"chosen_ids": [5, 6, 2], "rejected_ids": [7, 2]}] * 4)
+    make_trainer(tiny_models, tiny_tokenizer, tmp_path, current)
+    assert not [w for w in recwarn if "chosen_input_ids" in str(w.message)]
+    empty = Dataset.from_list([{"chosen_input_ids": [5, 2], "rejected_input_ids": []}])
+    with pytest.raises(ValueError, match=r"train_dataset row 0: empty 'rejected_input_ids'"):
+        make_trainer(tiny_models, tiny_tokenizer, tmp_path, empty)
+
+
+def test_collator_reads_trl_pairs_and_ranked_rows():
+    from rlhf_ext.ranked_reward import DataCollatorForRanking
+
+    batch = DataCollatorForRanking(pad_token_id=0)(
+        [
+            {"chosen_ids": [1, 2, 3], "rejected_ids": [4, 5]},
+            {"completions_ids": [[6], [7, 8], [9]], "ranks": [1, 0, 2]},
+        ]
+    )
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 5, 0], [6, 0, 0], [7, 8, 0], [9, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 0], [1, 0, 0]]
+    assert batch["ranks"].tolist() == [0, 1, 1, 0, 2]
+    assert batch["pair_winner"].tolist() == [0, 3, 2, 3]
+    assert batch["pair_loser"].tolist() == [1, 2, 4, 4]
+    assert batch["pair_prompt"].tolist() == [0, 1, 1, 1]
