@@ -13,7 +13,9 @@ negative logps). The batch loss is the mean over prompts. What differs from TRL'
   batch), the odds-ratio term is averaged over all C(K, 2) ordered pairs of the prompt (ties excluded), and the SFT
   term is the NLL of the best-ranked completion. K may differ between the rows of a batch. TRL preference rows
   (``chosen``/``rejected``, explicit or implicit prompt, text or conversations) are read as K = 2, where loss and
-  metrics equal TRL's.
+  metrics equal TRL's. Processed pairs keep TRL's columns (``chosen_input_ids``, ``chosen_labels``,
+  ``rejected_input_ids``, ..., plus ``ranks=[0, 1]``); ranked rows hold ``completions_input_ids``,
+  ``completions_attention_mask``, ``completions_labels`` and ``ranks``.
 - **Ties for best**: all completions sharing the best rank are SFT targets, each with weight ``1 / n_best`` so a
   prompt weighs the same in the SFT term whatever its number of tied winners (InstructGPT-style ranking data ties
   often; picking the first would depend on the order the completions happen to be stored in).
@@ -26,6 +28,8 @@ negative logps). The batch loss is the mean over prompts. What differs from TRL'
   tokens only). The default keeps this class a drop-in, numerically identical replacement for TRL's trainer.
 - Bad rows raise ``ValueError`` naming the row in ``__init__`` (``rlhf_ext.data.validation.validate_ranked_dataset``).
 - Decoder-only models only (TRL's trainer also handles encoder-decoders).
+- ``eval_dataset`` may be a ``Dataset``, a ``DatasetDict`` or a plain dict of datasets (metrics ``eval_<name>_*``);
+  streaming ``IterableDataset``s are refused with ``ValueError``, since TRL's ORPO preprocessing needs map-style data.
 
 Logged metrics (train and ``eval_``) are TRL's: ``rewards/chosen``, ``rewards/rejected`` (``beta * logp``),
 ``rewards/accuracies``, ``rewards/margins``, ``logps/chosen``, ``logps/rejected``, ``logits/chosen``,
@@ -52,18 +56,29 @@ except ImportError as error:  # pragma: no cover - depends on the installed TRL
         f"({trl.__version__}) does not provide. rlhf_ext is tested with trl 1.16 (setup.py allows trl>=1.16,<2); "
         "install it with `pip install 'trl>=1.16,<1.17'`."
     ) from error
-from datasets import Dataset, IterableDataset
+from datasets import Dataset, DatasetDict, IterableDataset
 from trl.data_utils import apply_chat_template, is_conversational, maybe_apply_chat_template, maybe_extract_prompt
 from trl.trainer.utils import pad, selective_log_softmax
 
 from rlhf_ext.base_trainer import TrainerMixin
-from rlhf_ext.data.ranking import ranked_pairs, to_ranked
+from rlhf_ext.data.ranking import ranked_pairs
 from rlhf_ext.data.validation import validate_ranked_dataset
 from rlhf_ext.losses import log_odds, odds_ratio_loss
 from rlhf_ext.nonfinite import check_finite
 
 SFT_TARGETS = ("prompt_and_completion", "completion")
+# Token columns of a processed ranked row (K lists each); a processed pair has TRL's chosen_*/rejected_* instead.
 _TOKEN_COLUMNS = ("completions_input_ids", "completions_attention_mask", "completions_labels")
+_SEQUENCE_KEYS = ("input_ids", "attention_mask", "labels")
+_PAIR_COLUMNS = tuple(f"{side}_{key}" for side in ("chosen", "rejected") for key in _SEQUENCE_KEYS)
+
+
+def _sequences_and_ranks(example: dict[str, Any]) -> tuple[list[tuple[list, list, list]], list]:
+    """(input_ids, attention_mask, labels) of each completion of a processed row, and their ranks (pairs: [0, 1])."""
+    if _TOKEN_COLUMNS[0] in example:
+        return list(zip(*(example[c] for c in _TOKEN_COLUMNS))), example["ranks"]
+    sequences = [tuple(example[f"{side}_{key}"] for key in _SEQUENCE_KEYS) for side in ("chosen", "rejected")]
+    return sequences, example.get("ranks") or [0, 1]
 
 
 @dataclass
@@ -107,10 +122,12 @@ class DataCollatorForRankedORPO:
     """Flattens the completions of all rows into one right-padded batch and lists the comparison pairs.
 
     Each example has ``completions_input_ids``/``completions_attention_mask``/``completions_labels`` (K token lists,
-    prompt + completion, labels -100 on the prompt) and ``ranks``. Returns ``input_ids``/``attention_mask``/``labels``
-    of shape (sum K, L), ``prompt_index`` and ``ranks`` (sum K,), ``pair_winner``/``pair_loser``/``pair_prompt`` (P,)
-    (flat sequence indices), ``prompt_input_ids``/``prompt_attention_mask`` left-padded when present (for
-    ``generate_during_eval``) and ``prompt`` strings when present.
+    prompt + completion, labels -100 on the prompt) and ``ranks``, or TRL's pair columns ``chosen_input_ids``/
+    ``chosen_attention_mask``/``chosen_labels`` and ``rejected_*`` (K = 2, chosen first). Returns
+    ``input_ids``/``attention_mask``/``labels`` of shape (sum K, L), ``prompt_index`` and ``ranks`` (sum K,),
+    ``pair_winner``/``pair_loser``/``pair_prompt`` (P,) (flat sequence indices), ``prompt_input_ids``/
+    ``prompt_attention_mask`` left-padded when present (for ``generate_during_eval``) and ``prompt`` strings when
+    present.
     """
 
     pad_token_id: int | None = None
@@ -122,13 +139,14 @@ class DataCollatorForRankedORPO:
         winners, losers, pair_prompt = [], [], []
         for b, example in enumerate(examples):
             offset = len(input_ids)
-            for ids, mask, lab in zip(*(example[c] for c in _TOKEN_COLUMNS)):
+            sequences, row_ranks = _sequences_and_ranks(example)
+            for ids, mask, lab in sequences:
                 input_ids.append(torch.tensor(ids, dtype=torch.long))
                 attention_mask.append(torch.tensor(mask, dtype=torch.long))
                 labels.append(torch.tensor(lab, dtype=torch.long))
-            ranks.extend(int(r) for r in example["ranks"])
-            prompt_index.extend([b] * len(example["ranks"]))
-            for win, lose in ranked_pairs(example["ranks"]):
+            ranks.extend(int(r) for r in row_ranks)
+            prompt_index.extend([b] * len(row_ranks))
+            for win, lose in ranked_pairs(row_ranks):
                 winners.append(offset + win)
                 losers.append(offset + lose)
                 pair_prompt.append(b)
@@ -195,7 +213,7 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
         model=None,
         args: ORPOConfig | None = None,
         data_collator=None,
-        train_dataset: Dataset | IterableDataset | None = None,
+        train_dataset: Dataset | list[dict] | None = None,
         eval_dataset=None,
         processing_class=None,
         model_init=None,
@@ -209,8 +227,7 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
             args = ORPOConfig(self.default_run_name(model, "ORPO"))
         if train_dataset is None:
             raise ValueError("`train_dataset` is required")
-        # Check the data before loading anything: bad rows must fail here, not steps into training. A stream's first
-        # rows are checked here; the rest stream unchecked.
+        # Check the data before loading anything: bad rows must fail here, not steps into training.
         self._validate_datasets(self._validate, train_dataset, eval_dataset)
 
         if processing_class is None:
@@ -222,11 +239,12 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
             processing_class = AutoTokenizer.from_pretrained(
                 source, revision=revision, trust_remote_code=args.trust_remote_code
             )
-        train_dataset = self._as_ranked_text(train_dataset, processing_class, args)
+        train_dataset = self._as_text(train_dataset, processing_class, args)
         if isinstance(eval_dataset, dict):
-            eval_dataset = {k: self._as_ranked_text(v, processing_class, args) for k, v in eval_dataset.items()}
+            # The parent calls eval_dataset.map(...): a DatasetDict maps every split and keeps the names.
+            eval_dataset = DatasetDict({k: self._as_text(v, processing_class, args) for k, v in eval_dataset.items()})
         elif eval_dataset is not None:
-            eval_dataset = self._as_ranked_text(eval_dataset, processing_class, args)
+            eval_dataset = self._as_text(eval_dataset, processing_class, args)
 
         own_collator = data_collator is None
         if own_collator:
@@ -255,47 +273,66 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
     # ----------------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _validate(dataset, name: str, limit: int | None) -> None:
+    def _validate(dataset, name: str, limit: int | None = None) -> None:
+        if isinstance(dataset, IterableDataset):
+            raise ValueError(
+                f"{name} is an IterableDataset; ORPOTrainer needs a map-style datasets.Dataset (or a list of rows), "
+                "as trl.experimental.orpo.ORPOTrainer tokenizes with Dataset.map(num_proc=...). Load it without "
+                "streaming=True, or build one with Dataset.from_generator."
+            )
         validate_ranked_dataset(dataset, name=name, limit=limit, generation_prompt=True)
 
     @staticmethod
-    def _as_ranked_text(dataset, processing_class, args):
-        """Any accepted row format -> ranked rows of text (chat templates applied), ready for ``tokenize_row``."""
+    def _as_text(dataset, processing_class, args):
+        """Any accepted row format -> rows of text (chat templates applied), ready for ``tokenize_row``.
+
+        Pairs stay pairs, rendered by TRL's own prompt extraction and chat template (the parent's first steps, which
+        then find nothing left to do), so the text is exactly what TRL trains on; ranked rows stay ranked.
+        """
         if isinstance(dataset, list):
             dataset = Dataset.from_list(dataset)
-        map_kwargs = {} if isinstance(dataset, IterableDataset) else {"num_proc": args.dataset_num_proc}
-        columns = list(dataset.column_names or next(iter(dataset)).keys())
-        if "chosen" in columns and "completions" not in columns:
-            # Pairs: TRL's own prompt extraction and chat template first, so the text is exactly what TRL trains on.
+        map_kwargs = {"num_proc": args.dataset_num_proc}
+        if "completions" not in dataset.column_names:
             dataset = dataset.map(maybe_extract_prompt, **map_kwargs)
-            dataset = dataset.map(
+            return dataset.map(
                 maybe_apply_chat_template, fn_kwargs={"processing_class": processing_class}, **map_kwargs
             )
-            return to_ranked(dataset)
         return dataset.map(_ranked_chat_template, fn_kwargs={"processing_class": processing_class}, **map_kwargs)
 
     def tokenize_row(self, feature, model=None) -> dict:
-        """Tokenize every completion of a ranked row exactly as TRL tokenizes a chosen response.
+        """Tokenize every completion of a row exactly as TRL tokenizes a chosen response.
 
-        Each completion goes through the parent's ``tokenize_row`` (BOS/EOS rules, merge-aware prompt split,
-        truncation of the response to ``max_length``), so K = 2 rows give TRL's token ids.
+        Each completion goes through the parent's ``tokenize_row`` on its own (BOS/EOS rules, merge-aware prompt
+        split, truncation of the response to ``max_length``), so pairs get TRL's token ids, under TRL's column names
+        (``chosen_input_ids``, ``rejected_labels``, ...); ranked rows get ``completions_*`` lists.
         """
         if self.is_encoder_decoder:
             raise ValueError(
                 "rlhf_ext.ORPOTrainer supports decoder-only models; use trl.experimental.orpo.ORPOTrainer for "
                 "encoder-decoder models."
             )
-        out = {c: [] for c in _TOKEN_COLUMNS}
-        prompt_ids = None
-        for completion in feature["completions"]:
-            row = super().tokenize_row({"prompt": feature["prompt"], "chosen": completion, "rejected": completion})
-            out["completions_input_ids"].append(row["chosen_input_ids"])
-            out["completions_attention_mask"].append(row["chosen_attention_mask"])
-            out["completions_labels"].append(row["chosen_labels"])
-            if prompt_ids is None or len(row["prompt_input_ids"]) < len(prompt_ids):
-                prompt_ids = row["prompt_input_ids"]  # the generation prompt: the shortest merge-safe one
-        out["prompt_input_ids"] = prompt_ids
-        return out
+        is_pair = "completions" not in feature
+        completions = [feature["chosen"], feature["rejected"]] if is_pair else feature["completions"]
+        rows = [
+            super(ORPOTrainer, self).tokenize_row({"prompt": feature["prompt"], "chosen": c, "rejected": c})
+            for c in completions
+        ]
+        # The generation prompt: the shortest merge-safe one (TRL's rule for a pair).
+        prompt_ids = min((row["prompt_input_ids"] for row in rows), key=len)
+        if is_pair:
+            out = {
+                f"{side}_{key}": row[f"chosen_{key}"]
+                for side, row in zip(("chosen", "rejected"), rows)
+                for key in _SEQUENCE_KEYS
+            }
+            return {
+                **out,
+                "prompt_input_ids": prompt_ids,
+                "prompt_attention_mask": [1] * len(prompt_ids),
+                "ranks": [0, 1],
+            }
+        out = {column: [row[f"chosen_{key}"] for row in rows] for column, key in zip(_TOKEN_COLUMNS, _SEQUENCE_KEYS)}
+        return {**out, "prompt_input_ids": prompt_ids}
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         """The parent's ``evaluate``; a raw ``eval_dataset`` (pairs or ranked rows) is validated and tokenized first."""
@@ -308,15 +345,17 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
         )
 
     def _prepare_eval(self, dataset, name: str):
-        if "completions_input_ids" in (getattr(dataset, "column_names", None) or []):
+        columns = getattr(dataset, "column_names", None) or []
+        if any(c in columns for c in (_TOKEN_COLUMNS[0], "chosen_input_ids", "chosen_labels")):
             return dataset  # already went through __init__'s pipeline
         self._validate(dataset, name, self._rows_to_check(dataset))
-        dataset = self._as_ranked_text(dataset, self.processing_class, self.args)
+        dataset = self._as_text(dataset, self.processing_class, self.args)
         return dataset.map(self.tokenize_row, num_proc=self.args.dataset_num_proc)
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
-            self._signature_columns = [*_TOKEN_COLUMNS, "ranks", "prompt_input_ids", "prompt"]
+            prompt = ["prompt_input_ids", "prompt_attention_mask", "prompt"]
+            self._signature_columns = [*_TOKEN_COLUMNS, *_PAIR_COLUMNS, "ranks", *prompt]
 
     # ----------------------------------------------------------------------------------------------------------
     # Loss and metrics

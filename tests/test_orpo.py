@@ -119,9 +119,11 @@ def test_parity_with_trl_orpo_on_pairs(tiny_models, tiny_tokenizer, tmp_path, ro
     for key, value in reference_eval.items():
         if key.startswith("eval_") and not key.endswith(("runtime", "per_second")):
             assert ours_eval[key] == pytest.approx(value, rel=1e-5, abs=1e-5), key
-    # The text both trainers tokenize is the same (same chosen token ids).
+    # The text both trainers tokenize is the same (same token ids), under TRL's column names.
     ref_ids = reference.train_dataset[0]["chosen_input_ids"]
-    assert ours.train_dataset[0]["completions_input_ids"][0] == ref_ids
+    assert ours.train_dataset[0]["chosen_input_ids"] == ref_ids
+    for column in ("prompt_input_ids", "chosen_input_ids", "chosen_labels", "rejected_input_ids", "rejected_labels"):
+        assert ours.train_dataset[column] == reference.train_dataset[column], column
 
 
 def test_ranked_chat_rows_tokenize_like_pairs(tiny_models, tiny_tokenizer, tmp_path):
@@ -135,8 +137,8 @@ def test_ranked_chat_rows_tokenize_like_pairs(tiny_models, tiny_tokenizer, tmp_p
         tiny_models, tiny_tokenizer, tmp_path, [{"prompt": prompt, "completions": [rejected, chosen], "ranks": [1, 0]}]
     )
     a, b = pair.train_dataset[0], ranked.train_dataset[0]
-    assert a["completions_input_ids"] == b["completions_input_ids"][::-1]
-    assert a["completions_labels"] == b["completions_labels"][::-1]
+    assert [a["chosen_input_ids"], a["rejected_input_ids"]] == b["completions_input_ids"][::-1]
+    assert [a["chosen_labels"], a["rejected_labels"]] == b["completions_labels"][::-1]
 
 
 def _hand_sequence_stats(model, input_ids, labels):
@@ -412,3 +414,56 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tiny_models, tiny_toke
     required = {"loss", "nll_loss", "log_odds_ratio", "rewards/accuracies", "learning_rate", "grad_norm"}
     diffs = resume.assert_same_step_metrics(runs.full, runs.resumed, range(3, 7), lambda step: required, atol=1e-6)
     print(f"max |weight diff| {weight_diff:.3g} (steps 3-6 moved {moved:.3g}), metric diffs {diffs}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The parent's contract: what code written for trl.experimental.orpo.ORPOTrainer passes and reads (TRL's own test
+# file checks the same things against Hub models; these run on local tiny models in CI).
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_dict_eval_datasets_keep_trl_columns_and_report_per_name(tiny_models, tiny_tokenizer, tmp_path):
+    from datasets import DatasetDict
+    from transformers import AutoModelForCausalLM
+
+    from rlhf_ext import ORPOConfig, ORPOTrainer
+
+    pairs, ranked = Dataset.from_list(PAIRS), Dataset.from_list(RANKED)
+    for eval_dataset in ({"pairs": pairs, "ranked": ranked}, DatasetDict({"pairs": pairs, "ranked": ranked})):
+        trainer = ORPOTrainer(
+            model=AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm),
+            args=_config(ORPOConfig, tmp_path, max_steps=2, eval_strategy="steps", eval_steps=2),
+            train_dataset=pairs,
+            eval_dataset=eval_dataset,
+            processing_class=tiny_tokenizer,
+        )
+        assert set(trainer.eval_dataset) == {"pairs", "ranked"}
+        assert "chosen_input_ids" in trainer.eval_dataset["pairs"].column_names  # TRL's columns for pairs
+        assert "completions_input_ids" in trainer.eval_dataset["ranked"].column_names  # ours for ranked rows
+        assert trainer.eval_dataset["pairs"]["chosen_input_ids"] == trainer.train_dataset["chosen_input_ids"]
+        trainer.train()
+        evals = [h for h in trainer.state.log_history if any(k.startswith("eval_") for k in h)]
+        assert [[k for k in ("eval_pairs_loss", "eval_ranked_loss") if k in h] for h in evals] == [
+            ["eval_pairs_loss"],
+            ["eval_ranked_loss"],
+        ]
+        assert all(math.isfinite(h["eval_log_odds_ratio"]) for h in evals)  # the parent's metric names
+    metrics = trainer.evaluate({"again": PAIRS})  # raw rows passed to evaluate() are validated and tokenized
+    assert math.isfinite(metrics["eval_again_loss"])
+    with pytest.raises(ValueError, match=r"eval_dataset\['bad'\] row 0: .*tied"):
+        trainer.evaluate({"bad": [{"prompt": "p", "completions": [" a", " b"], "ranks": [1, 1]}]})
+
+
+def test_streaming_datasets_refused_with_a_clear_error(tmp_path):
+    from rlhf_ext import ORPOConfig, ORPOTrainer
+
+    stream = Dataset.from_list(PAIRS).to_iterable_dataset()
+    with pytest.raises(ValueError, match="train_dataset is an IterableDataset; ORPOTrainer needs a map-style"):
+        ORPOTrainer(model=str(tmp_path / "missing-model"), args=_config(ORPOConfig, tmp_path), train_dataset=stream)
+    with pytest.raises(ValueError, match=r"eval_dataset\['b'\] is an IterableDataset"):
+        ORPOTrainer(
+            model=str(tmp_path / "missing-model"),
+            args=_config(ORPOConfig, tmp_path),
+            train_dataset=PAIRS,
+            eval_dataset={"a": PAIRS, "b": stream},
+        )
