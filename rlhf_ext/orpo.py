@@ -27,7 +27,10 @@ negative logps). The batch loss is the mean over prompts. What differs from TRL'
   token of the chosen sequence, prompt included) or ``"completion"`` (the paper's Eq. 2: NLL of the chosen response
   tokens only). The default keeps this class a drop-in, numerically identical replacement for TRL's trainer.
 - Bad rows raise ``ValueError`` naming the row in ``__init__`` (``rlhf_ext.data.validation.validate_ranked_dataset``).
-- Decoder-only models only (TRL's trainer also handles encoder-decoders).
+- **Encoder-decoder models** (e.g. T5) train on pairs, through the parent's tokenization, collator and forward pass
+  (prompt to the encoder, completions to the decoder) with this module's odds-ratio loss; their SFT term is the NLL of
+  the chosen completion whatever ``sft_target`` says, since the prompt is the encoder's input. Ranked rows need a
+  decoder-only model (one forward over a flat batch of prompt + completion sequences) and raise ``ValueError``.
 - ``eval_dataset`` may be a ``Dataset``, a ``DatasetDict`` or a plain dict of datasets (metrics ``eval_<name>_*``);
   streaming ``IterableDataset``s are refused with ``ValueError``, since TRL's ORPO preprocessing needs map-style data.
 
@@ -58,6 +61,7 @@ except ImportError as error:  # pragma: no cover - depends on the installed TRL
     ) from error
 from datasets import Dataset, DatasetDict, IterableDataset
 from trl.data_utils import apply_chat_template, is_conversational, maybe_apply_chat_template, maybe_extract_prompt
+from trl.experimental.utils import DPODataCollatorWithPadding
 from trl.trainer.utils import pad, selective_log_softmax
 
 from rlhf_ext.base_trainer import TrainerMixin
@@ -229,6 +233,10 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
             raise ValueError("`train_dataset` is required")
         # Check the data before loading anything: bad rows must fail here, not steps into training.
         self._validate_datasets(self._validate, train_dataset, eval_dataset)
+        model_config = getattr(model, "config", None)
+        is_encoder_decoder = bool(
+            getattr(model_config, "is_encoder_decoder", False) if model_config is not None else args.is_encoder_decoder
+        )
 
         if processing_class is None:
             from transformers import AutoTokenizer
@@ -249,7 +257,10 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
         own_collator = data_collator is None
         if own_collator:
             pad_id = args.padding_value if args.padding_value is not None else processing_class.pad_token_id
-            data_collator = DataCollatorForRankedORPO(pad_token_id=pad_id)
+            if is_encoder_decoder:  # pairs only: the parent's collator and forward pass
+                data_collator = DPODataCollatorWithPadding(pad_token_id=pad_id, is_encoder_decoder=True)
+            else:
+                data_collator = DataCollatorForRankedORPO(pad_token_id=pad_id)
         self._num_masked_rows = {"train": 0, "eval": 0}
         super().__init__(
             model=model,
@@ -304,14 +315,18 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
 
         Each completion goes through the parent's ``tokenize_row`` on its own (BOS/EOS rules, merge-aware prompt
         split, truncation of the response to ``max_length``), so pairs get TRL's token ids, under TRL's column names
-        (``chosen_input_ids``, ``rejected_labels``, ...); ranked rows get ``completions_*`` lists.
+        (``chosen_input_ids``, ``rejected_labels``, ...); ranked rows get ``completions_*`` lists. An encoder-decoder
+        model tokenizes pairs with the parent's ``tokenize_row`` as is.
         """
-        if self.is_encoder_decoder:
-            raise ValueError(
-                "rlhf_ext.ORPOTrainer supports decoder-only models; use trl.experimental.orpo.ORPOTrainer for "
-                "encoder-decoder models."
-            )
         is_pair = "completions" not in feature
+        if self.is_encoder_decoder:
+            if not is_pair:
+                raise ValueError(
+                    "rlhf_ext.ORPOTrainer trains encoder-decoder models on chosen/rejected pairs only; ranked rows "
+                    "(prompt, completions, ranks) need a decoder-only model. rlhf_ext.ranked_data.ranked_to_pairs "
+                    "turns them into pairs."
+                )
+            return {**super().tokenize_row(feature, model), "ranks": [0, 1]}
         completions = [feature["chosen"], feature["rejected"]] if is_pair else feature["completions"]
         rows = [
             super(ORPOTrainer, self).tokenize_row({"prompt": feature["prompt"], "chosen": c, "rejected": c})
@@ -363,6 +378,8 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
 
     def get_batch_loss_metrics(self, model, batch: dict[str, Any], train_eval: str = "train"):
         """One forward over every completion of the batch; ORPO loss and TRL's metrics (see the module docstring)."""
+        if self.is_encoder_decoder:
+            return self._encoder_decoder_loss_metrics(model, batch, train_eval)
         model_kwargs = {"output_router_logits": True} if self.aux_loss_enabled else {}
         input_ids, attention_mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
         outputs = model(input_ids, attention_mask=attention_mask, use_cache=False, **model_kwargs)
@@ -412,6 +429,33 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
             )
             masked = self.accelerator.gather_for_metrics((~valid).sum().reshape(1)).sum().item()
             self._num_masked_rows[train_eval] += int(masked)
+        return loss, metrics
+
+    def _encoder_decoder_loss_metrics(self, model, batch: dict[str, Any], train_eval: str):
+        """Pairs on an encoder-decoder model: the parent's forward pass and NLL, this module's odds-ratio loss."""
+        forward = self.concatenated_forward(model, batch)
+        chosen_logps, rejected_logps, chosen_logits, rejected_logits, nll_loss = forward[:5]
+        eps = getattr(self.args, "odds_ratio_eps", None)  # a plain TRL ORPOConfig works too
+        or_loss = odds_ratio_loss(chosen_logps, rejected_logps, eps=eps).mean()
+        if train_eval == "train":
+            check_finite(self, {"sft": nll_loss, "odds_ratio": or_loss})
+        loss = nll_loss + self.beta * or_loss
+        if self.aux_loss_enabled:
+            loss = loss + self.aux_loss_coef * forward[5]
+        with torch.no_grad():
+            chosen_logps, rejected_logps = chosen_logps.detach(), rejected_logps.detach()
+            margin = log_odds(chosen_logps, eps) - log_odds(rejected_logps, eps)
+            weights = torch.full_like(chosen_logps, 1.0 / len(chosen_logps))
+            metrics = self._metrics_for(
+                train_eval,
+                chosen_logps,
+                rejected_logps,
+                margin,
+                weights,
+                chosen_logits.detach().mean(dim=(1, 2)),
+                rejected_logits.detach().mean(dim=(1, 2)),
+                nll_loss.detach(),
+            )
         return loss, metrics
 
     def _sft_loss(self, token_logps, attention_mask, completion_mask, valid, batch, num_prompts):

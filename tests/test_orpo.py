@@ -467,3 +467,71 @@ def test_streaming_datasets_refused_with_a_clear_error(tmp_path):
             train_dataset=PAIRS,
             eval_dataset={"a": PAIRS, "b": stream},
         )
+
+
+def _tiny_t5(tokenizer):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        dropout_rate=0.0,  # T5's attention applies it functionally, where TRL's disable_dropout does not reach
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    return T5ForConditionalGeneration(config)
+
+
+def test_encoder_decoder_pairs_match_trl_and_ranked_rows_are_refused(tiny_tokenizer, tmp_path):
+    import copy
+
+    from trl.experimental.orpo import ORPOConfig as TRLConfig
+    from trl.experimental.orpo import ORPOTrainer as TRLTrainer
+
+    from rlhf_ext import ORPOConfig, ORPOTrainer
+
+    model = _tiny_t5(tiny_tokenizer)
+    overrides = dict(max_completion_length=32, learning_rate=1e-2)
+    reference = TRLTrainer(
+        model=copy.deepcopy(model),
+        args=_config(TRLConfig, tmp_path / "trl", **overrides),
+        train_dataset=Dataset.from_list(PAIRS),
+        eval_dataset=Dataset.from_list(PAIRS),
+        processing_class=tiny_tokenizer,
+    )
+    ours = ORPOTrainer(
+        model=copy.deepcopy(model),
+        args=_config(ORPOConfig, tmp_path / "ours", **overrides),
+        train_dataset=Dataset.from_list(PAIRS),
+        eval_dataset=Dataset.from_list(PAIRS),
+        processing_class=tiny_tokenizer,
+    )
+    for column in ("prompt_input_ids", "chosen_labels", "rejected_labels"):
+        assert ours.train_dataset[column] == reference.train_dataset[column], column
+    before = {n: p.detach().clone() for n, p in ours.model.named_parameters()}
+    reference.train()
+    ours.train()
+    steps_ref = [h for h in reference.state.log_history if "loss" in h]
+    steps_ours = [h for h in ours.state.log_history if "loss" in h]
+    assert len(steps_ref) == len(steps_ours) == 3
+    for ref, got in zip(steps_ref, steps_ours):
+        for key in TRL_KEYS:
+            assert got[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-5), key
+    reference_eval, ours_eval = reference.evaluate(), ours.evaluate()
+    for key in ("eval_loss", "eval_nll_loss", "eval_log_odds_ratio", "eval_rewards/accuracies"):
+        assert ours_eval[key] == pytest.approx(reference_eval[key], rel=1e-5, abs=1e-5), key
+    assert all(not torch.equal(p, before[n]) for n, p in ours.model.named_parameters() if p.abs().sum() > 0)
+
+    with pytest.raises(ValueError, match="encoder-decoder models on chosen/rejected pairs only"):
+        ORPOTrainer(
+            model=copy.deepcopy(model),
+            args=_config(ORPOConfig, tmp_path / "ranked", **overrides),
+            train_dataset=Dataset.from_list(RANKED),
+            processing_class=tiny_tokenizer,
+        )
