@@ -596,3 +596,52 @@ def test_collator_reads_trl_pairs_and_ranked_rows():
     assert batch["pair_winner"].tolist() == [0, 3, 2, 3]
     assert batch["pair_loser"].tolist() == [1, 2, 4, 4]
     assert batch["pair_prompt"].tolist() == [0, 1, 1, 1]
+
+
+def test_fp16_divergence_stops_where_trl_trains_on_nan(tiny_models, tiny_tokenizer, tmp_path):
+    """TRL's test_train_model_dtype setting (fp16 weights, learning_rate=0.1) on the tiny model: trl.RewardTrainer's
+    own loss turns NaN too, and its Trainer trains on (logging a finite `train_loss`, as `logging_nan_inf_filter`
+    hides the NaN steps) into NaN weights; ours stops at that same step with NonFiniteLossError. So our stop is not an
+    artefact of our loss's precision (ours upcasts the rewards to float32; TRL's loss stays in fp16)."""
+    from trl import RewardConfig, RewardTrainer
+
+    from rlhf_ext.nonfinite import NonFiniteLossError
+
+    common = config(
+        tmp_path,
+        model_init_kwargs={"dtype": torch.float16},
+        learning_rate=0.1,
+        per_device_train_batch_size=4,
+        max_steps=8,
+    )
+    losses = []
+
+    class Recording(RewardTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            losses.append(loss.detach().float().item())
+            return loss
+
+    data = pairwise_rows("text")
+    ref = Recording(
+        model=str(tiny_models.reward_model),
+        args=RewardConfig(**common),
+        train_dataset=data,
+        processing_class=tiny_tokenizer,
+    )
+    assert ref.model.dtype == torch.float16
+    ref.train()
+    assert len(losses) == 8 and ref.state.global_step == 8
+    first_bad = next(step for step, loss in enumerate(losses, start=1) if not math.isfinite(loss))
+    assert first_bad > 1 and not any(math.isfinite(loss) for loss in losses[first_bad - 1 :])
+    assert math.isfinite(ref.state.log_history[-1]["train_loss"])  # what a user of TRL's trainer sees
+    assert not all(torch.isfinite(p).all() for p in ref.model.parameters())  # what the model holds
+
+    ours = RankedRewardTrainer(
+        model=str(tiny_models.reward_model),
+        args=RankedRewardConfig(**common),
+        train_dataset=data,
+        processing_class=tiny_tokenizer,
+    )
+    with pytest.raises(NonFiniteLossError, match=rf"'pairwise' loss at optimizer step {first_bad} "):
+        ours.train()
