@@ -323,7 +323,7 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
             if not is_pair:
                 raise ValueError(
                     "rlhf_ext.ORPOTrainer trains encoder-decoder models on chosen/rejected pairs only; ranked rows "
-                    "(prompt, completions, ranks) need a decoder-only model. rlhf_ext.ranked_data.ranked_to_pairs "
+                    "(prompt, completions, ranks) need a decoder-only model. rlhf_ext.data.ranking.ranked_to_pairs "
                     "turns them into pairs."
                 )
             return {**super().tokenize_row(feature, model), "ranks": [0, 1]}
