@@ -9,6 +9,8 @@ Put :class:`TrainerMixin` first in the bases of a TRL trainer subclass, e.g.
   without a length (``IterableDataset``) is checked on its first :attr:`~TrainerMixin.streaming_check_rows` rows;
 - ``training_args.bin`` without tokens: the Trainer pickles its arguments into every checkpoint and output folder
   and uploads them, so every ``*_token`` field is pickled as None (:func:`rlhf_ext.hub.keep_tokens_out_of_pickles`);
+- a stop before any optimizer step whose gradient is NaN or infinite (:func:`rlhf_ext.nonfinite.check_finite_gradients`
+  on the gradient norm the Trainer computes anyway), so an overflowing backward pass never writes NaN into the weights;
 - ``push_to_hub`` retried on server errors and dropped connections, failing with :class:`rlhf_ext.hub.HubPushError`
   that names the intact output folder;
 - rlhf_ext's model card: ``create_model_card`` (which ``save_model`` and ``push_to_hub`` call) gathers what the
@@ -31,6 +33,7 @@ from pathlib import Path
 from .cards import CardInfo, draw_training_plots, render_model_card
 from .data.validation import named_datasets
 from .hub import keep_tokens_out_of_pickles, retry_push
+from .nonfinite import check_finite_gradients
 
 __all__ = ["TrainerMixin"]
 
@@ -83,6 +86,11 @@ class TrainerMixin:
     def _rows_to_check(cls, dataset) -> int | None:
         """None (every row) for a dataset with a length, :attr:`streaming_check_rows` for a stream."""
         return None if hasattr(dataset, "__len__") else cls.streaming_check_rows
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        check_finite_gradients(self, grad_norm)  # the Trainer calls this right before optimizer.step()
+        return grad_norm
 
     # ------------------------------------------------------------------------------------------------------------
     # Hub and card

@@ -1,4 +1,5 @@
-"""A non-finite loss term stops training with the step and the term named, before the update, and keeps checkpoints.
+"""A non-finite loss term or gradient stops training with the step and the term named, before the update, and keeps
+checkpoints.
 
 Each trainer trains 2 optimizer steps with a checkpoint at step 2, then a NaN/inf is injected into one term at step 3
 (through the model's output or the reward function, never through the weights): the error must name step 3 and the
@@ -18,7 +19,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from rlhf_ext import NonFiniteLossError
-from rlhf_ext.nonfinite import check_finite
+from rlhf_ext.nonfinite import check_finite, check_finite_gradients
 
 RANKED = [
     {"prompt": "The movie", "completions": [" was great", " was bad", " was fine"], "ranks": [0, 2, 1]},
@@ -128,6 +129,53 @@ def test_check_finite_names_term_step_and_no_checkpoint(tmp_path):
     (tmp_path / "checkpoint-last").mkdir()  # not a step number: ignored
     with pytest.raises(NonFiniteLossError, match="checkpoint-12, is kept"):
         check_finite(Fake, {"ptx": torch.tensor(-math.inf)})
+
+
+def test_check_finite_gradients_names_the_norm_and_lets_a_loss_scaler_recover(tmp_path):
+    class Fake:
+        class state:
+            global_step = 6
+
+        class args:
+            output_dir = str(tmp_path)
+
+        class accelerator:
+            scaler = None
+
+            class state:
+                deepspeed_plugin = None
+
+    check_finite_gradients(Fake, torch.tensor(3.5))  # finite: no error
+    check_finite_gradients(Fake, None)  # no norm computed (e.g. DeepSpeed without one): nothing to check
+    with pytest.raises(NonFiniteLossError) as info:
+        check_finite_gradients(Fake, torch.tensor(math.inf))
+    message = str(info.value)
+    assert "gradient (norm inf) at optimizer step 7" in message and "backward pass overflowed" in message
+    assert "holds step 6's weights" in message and "no checkpoint had been written yet" in message
+    with pytest.raises(NonFiniteLossError, match="norm nan"):
+        check_finite_gradients(Fake, float("nan"))
+    Fake.accelerator.scaler = object()  # fp16 AMP: the GradScaler skips this step and lowers its scale
+    check_finite_gradients(Fake, torch.tensor(math.inf))
+
+
+def test_a_finite_loss_with_infinite_gradients_stops_before_the_update(tiny_models, tiny_tokenizer, tmp_path):
+    """Step 3's loss is finite, but a hook makes one weight's gradient infinite: the stop names the gradient and step
+    3, and the weights in memory are still checkpoint-2's (the optimizer never applied the bad gradient)."""
+    from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
+
+    flag = {"on": False}
+    trainer = RankedRewardTrainer(
+        model=str(tiny_models.reward_model),
+        args=RankedRewardConfig(**common(tmp_path, per_device_train_batch_size=2)),
+        train_dataset=Dataset.from_list(RANKED),
+        processing_class=tiny_tokenizer,
+        callbacks=[Poison(flag)],
+    )
+    weight = next(p for p in trainer.model.parameters() if p.requires_grad)
+    weight.register_hook(lambda grad: grad * math.inf if flag["on"] else grad)
+    message = run_until_error(trainer, tmp_path, r"gradient \(norm (inf|nan)\) at optimizer step 3")
+    assert "loss was finite" in message
+    assert_weights_equal_checkpoint(trainer.model, tmp_path / "out" / "checkpoint-2")
 
 
 def test_ranked_reward_trainer_stops_on_nan_rewards(tiny_models, tiny_tokenizer, tmp_path):

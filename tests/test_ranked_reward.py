@@ -645,3 +645,5 @@ def test_fp16_divergence_stops_where_trl_trains_on_nan(tiny_models, tiny_tokeniz
     )
     with pytest.raises(NonFiniteLossError, match=rf"'pairwise' loss at optimizer step {first_bad} "):
         ours.train()
+    # fp16 activations overflowed in that step's forward; the weights our stop leaves in memory are finite.
+    assert all(torch.isfinite(p).all() for p in ours.model.parameters())
