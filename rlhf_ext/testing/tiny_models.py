@@ -37,6 +37,11 @@ class TinyModels:
     reward_model: Path
 
 
+def _without_labels(config) -> dict:
+    """``config`` as keyword arguments for a scalar-head twin (its 2-label maps would clash with num_labels=1)."""
+    return {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
+
+
 def build_tokenizer(vocab_size: int = 384):
     """A byte-level BPE tokenizer with <|im_start|>/<|im_end|> (EOS) and <pad>, and a chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -93,8 +98,7 @@ def build_tiny_models(folder: str | Path, hidden_size: int = 32, num_layers: int
     lm.generation_config.pad_token_id = tokenizer.pad_token_id
     lm.generation_config.eos_token_id = tokenizer.eos_token_id
     torch.manual_seed(seed + 1)
-    fields = {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
-    rm_config = LlamaConfig(**fields, num_labels=1)
+    rm_config = LlamaConfig(**_without_labels(config), num_labels=1)
     rm = LlamaForSequenceClassification(rm_config)
 
     tokenizer.save_pretrained(paths.tokenizer)
@@ -131,8 +135,141 @@ def build_tiny_gpt_neox(folder: str | Path, hidden_size: int = 32, num_layers: i
     torch.manual_seed(seed)
     lm = GPTNeoXForCausalLM(config)
     torch.manual_seed(seed + 1)
-    fields = {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
-    rm = GPTNeoXForSequenceClassification(GPTNeoXConfig(**fields, num_labels=1))
+    rm = GPTNeoXForSequenceClassification(GPTNeoXConfig(**_without_labels(config), num_labels=1))
+    tokenizer.save_pretrained(paths.tokenizer)
+    for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
+        model.save_pretrained(path, safe_serialization=True)
+        tokenizer.save_pretrained(path)
+    return paths
+
+
+def build_bert_tokenizer(vocab_size: int = 320):
+    """A lower-casing WordPiece tokenizer that frames a text as ``[CLS] ... [SEP]``, like all-MiniLM-L6-v2's.
+
+    ``eos_token`` is ``[SEP]``, as ``recipes/reward_sentiment.py`` sets it for BERT-style reward models.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    core.normalizer = normalizers.BertNormalizer(lowercase=True)
+    core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    core.decoder = decoders.WordPiece()
+    core.train_from_iterator(
+        CORPUS * 4, trainer=trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    )
+    cls, sep = core.token_to_id("[CLS]"), core.token_to_id("[SEP]")
+    core.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        eos_token="[SEP]",
+    )
+
+
+def build_tiny_bert_reward_model(folder: str | Path, hidden_size: int = 32, seed: int = 0) -> Path:
+    """A tiny BERT scalar reward model (all-MiniLM-L6-v2's architecture) with its WordPiece tokenizer. Idempotent."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    path = Path(folder) / "tiny-bert-reward-model"
+    if (path / "config.json").exists():
+        return path
+    tokenizer = build_bert_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=1,
+        initializer_range=0.3,  # BERT's 0.02 gives a tiny random model near-identical scores for every text
+    )
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def build_tiny_gpt2(folder: str | Path, hidden_size: int = 32, dropout: float = 0.1, seed: int = 0) -> TinyModels:
+    """A tiny GPT-2 causal LM and scalar reward model (learned absolute positions, dropout ``dropout`` everywhere).
+
+    GPT-2's forward numbers positions 0, 1, 2, ... unless given ``position_ids``, so a left-padded batch is scored
+    at other positions than ``generate()`` used: the case the PPO scoring forwards must handle. Idempotent.
+    """
+    import torch
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+
+    folder = Path(folder)
+    paths = TinyModels(folder / "tokenizer", folder / "tiny-gpt2", folder / "tiny-gpt2-reward")
+    if all((p / "config.json").exists() for p in (paths.causal_lm, paths.reward_model)):
+        return paths
+    tokenizer = build_tokenizer()
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=hidden_size,
+        n_layer=2,
+        n_head=4,
+        n_positions=256,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    lm = GPT2LMHeadModel(config)
+    lm.generation_config.pad_token_id = tokenizer.pad_token_id
+    lm.generation_config.eos_token_id = tokenizer.eos_token_id
+    torch.manual_seed(seed + 1)
+    rm = GPT2ForSequenceClassification(GPT2Config(**_without_labels(config), num_labels=1))
+    tokenizer.save_pretrained(paths.tokenizer)
+    for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
+        model.save_pretrained(path, safe_serialization=True)
+        tokenizer.save_pretrained(path)
+    return paths
+
+
+def build_pythia_like_standins(folder: str | Path, hidden_size: int = 32, seed: int = 0) -> TinyModels:
+    """Tiny stand-ins for TRL 1.12's PPO example scripts: an "SFT" Llama and a Llama reward model whose embeddings
+    have spare rows past the tokenizer's vocabulary, as Pythia's do (50,304 rows for 50,277 tokens). The scripts add
+    a ``[PAD]`` token without resizing the embeddings, which only works with such spare rows. Idempotent."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+
+    folder = Path(folder)
+    paths = TinyModels(folder / "tokenizer", folder / "tiny-sft", folder / "tiny-reward")
+    if all((p / "config.json").exists() for p in (paths.causal_lm, paths.reward_model)):
+        return paths
+    tokenizer = build_tokenizer()
+    rows = -(-(len(tokenizer) + 1) // 64) * 64  # round up, leaving room for an added token
+    config = LlamaConfig(
+        vocab_size=rows,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    lm = LlamaForCausalLM(config)
+    lm.generation_config.eos_token_id = tokenizer.eos_token_id
+    torch.manual_seed(seed + 1)
+    rm = LlamaForSequenceClassification(LlamaConfig(**_without_labels(config), num_labels=1))
     tokenizer.save_pretrained(paths.tokenizer)
     for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
         model.save_pretrained(path, safe_serialization=True)
