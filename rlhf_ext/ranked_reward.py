@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from datasets import Dataset, IterableDataset
 from transformers.data.data_collator import DataCollatorMixin
 from trl import RewardConfig, RewardTrainer
-from trl.data_utils import _tokenize, get_dataset_column_names, is_conversational
+from trl.data_utils import get_dataset_column_names, is_conversational
 from trl.trainer.utils import pad
 
 from rlhf_ext.base_trainer import TrainerMixin
@@ -35,6 +35,7 @@ from rlhf_ext.data.formats import pairwise_row_to_ranked
 from rlhf_ext.data.ranking import ranked_pairs
 from rlhf_ext.data.validation import is_integer, validate_ranked_dataset, validate_ranked_row
 from rlhf_ext.nonfinite import check_finite
+from rlhf_ext.reward_scoring import reward_input_ids
 
 logger = logging.getLogger(__name__)
 
@@ -331,7 +332,6 @@ class RankedRewardTrainer(TrainerMixin, RewardTrainer):
         conversational = is_conversational({"prompt": first["prompt"]}) or is_conversational(
             {"completion": first["completions"][0]}
         )
-        eos = processing_class.eos_token
 
         def tokenize(example):
             row = pairwise_row_to_ranked(example) if pairs else example
@@ -340,11 +340,8 @@ class RankedRewardTrainer(TrainerMixin, RewardTrainer):
                 tools = example.get("tools")
                 tools = json.loads(tools) if isinstance(tools, str) else tools
                 kwargs = {"tools": tools, **(example.get("chat_template_kwargs") or {})}
-            ids = []
-            for completion in row["completions"]:
-                if not conversational and not completion.endswith(eos):
-                    completion = completion + eos  # the parent's EOS rule: text rows end with EOS
-                ids.append(_tokenize(processing_class, row["prompt"] + completion, **kwargs)["input_ids"])
+            # The one reward-model input format, shared with PPO and evaluation (text rows end with EOS).
+            ids = [reward_input_ids(processing_class, row["prompt"], c, **kwargs) for c in row["completions"]]
             if pairs:
                 return {PAIR_IDS[0]: ids[0], PAIR_IDS[1]: ids[1], "ranks": [0, 1]}
             return {RANKED_IDS: ids}

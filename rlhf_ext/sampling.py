@@ -111,29 +111,24 @@ def sequence_kl(policy, reference, samples: Samples, temperature: float = 1.0) -
     return out
 
 
-@torch.no_grad()
 def reward_model_scores(
     path: str, prompts: list[str], completions: list[str], batch_size: int = 64, max_length: int = 512
 ) -> list[float]:
     """Scalar score of a sequence-classification reward model (folder or Hub id) for each prompt + completion.
 
-    The text is formatted as ``RankedRewardTrainer`` saw it in training (prompt followed by completion);
-    over-long texts lose tokens from the left, so the completion, the part being judged, is always kept.
+    Scored by :func:`rlhf_ext.reward_scoring.score_texts`: the text is formatted exactly as ``RankedRewardTrainer``
+    trained on it and as ``PPOTrainer`` scores it; over-long texts lose tokens from the left, so the completion, the
+    part being judged, is always kept.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .reward_scoring import score_texts
 
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions: pair them one to one")
     tok = AutoTokenizer.from_pretrained(path)
-    tok.truncation_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     rm = AutoModelForSequenceClassification.from_pretrained(path).eval()
     rm.config.pad_token_id = tok.pad_token_id
-    max_length = min(max_length, getattr(rm.config, "max_position_embeddings", max_length))
-    out = []
-    for i in range(0, len(prompts), batch_size):
-        texts = [p + c for p, c in zip(prompts[i : i + batch_size], completions[i : i + batch_size])]
-        enc = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        out.extend(rm(**enc).logits[:, 0].float().tolist())
-    return out
+    return score_texts(rm, tok, prompts, completions, batch_size=batch_size, max_length=max_length).tolist()

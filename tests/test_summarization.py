@@ -63,7 +63,8 @@ def test_ranked_to_pairs_all_and_best_vs_worst():
 
 
 def test_reward_model_scores_keep_the_completion_when_truncating(tiny_models):
-    """Left truncation: a long prompt loses its start, never the completion being judged."""
+    """Left truncation: a long prompt loses its start, never the completion being judged (scored in the reward
+    model's training format: the completion ends with EOS)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -72,7 +73,7 @@ def test_reward_model_scores_keep_the_completion_when_truncating(tiny_models):
     prompt, completion = "The movie was " * 60, " wonderful and great."
     got = reward_model_scores(str(tiny_models.reward_model), [prompt], [completion], max_length=16)
     tok = AutoTokenizer.from_pretrained(tiny_models.reward_model)
-    ids = tok(prompt + completion).input_ids[-16:]
+    ids = tok(prompt + completion + tok.eos_token).input_ids[-16:]
     rm = AutoModelForSequenceClassification.from_pretrained(tiny_models.reward_model).eval()
     with torch.no_grad():
         want = rm(input_ids=torch.tensor([ids])).logits[0, 0].item()
