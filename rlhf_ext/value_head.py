@@ -17,6 +17,7 @@ that loaders globbing the folder's top-level ``*.safetensors`` never see it) for
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -57,33 +58,82 @@ def add_value_head(model: nn.Module) -> nn.Linear:
     setattr(model, VALUE_HEAD_NAME, head)
     ignore = set(getattr(model, "_keys_to_ignore_on_save", None) or [])
     model._keys_to_ignore_on_save = ignore | {f"{VALUE_HEAD_NAME}.weight", f"{VALUE_HEAD_NAME}.bias"}
-
     backbone = model.base_model
-    inner_forward = model.forward  # TRL's fused forward (an instance attribute)
-    model._value_sink = None  # a list while a trainer collects values from log-prob passes it does not own
 
-    @functools.wraps(type(model).forward)  # generate() validates its kwargs against this signature
-    def forward(self, *args, return_values: bool = False, **kwargs):
-        collect = self._value_sink is not None and kwargs.get("fused_lm_head", False)
-        if not (return_values or collect):
-            return inner_forward(*args, **kwargs)
-        if not kwargs.get("fused_lm_head", False):
-            raise ValueError("return_values=True needs fused_lm_head=True")
+    def trunk_values(self, inner_forward, args, kwargs, values_only, detach_trunk):
         captured = []
         handle = backbone.register_forward_hook(lambda module, inputs, output: captured.append(output[0]))
         try:
             out = inner_forward(*args, **kwargs)
         finally:
             handle.remove()
-        head = getattr(self, VALUE_HEAD_NAME)
         hidden = captured[-1][:, :-1] if kwargs.get("shift_labels") is None else captured[-1]
-        values = head(hidden.to(head.weight.dtype)).squeeze(-1).float()
+        if detach_trunk:  # critic warm-up: the head learns, the policy's trunk does not
+            hidden = hidden.detach()
+        head = getattr(self, VALUE_HEAD_NAME)
+        return out, head(hidden.to(head.weight.dtype)).squeeze(-1).float()
+
+    install_value_forward(model, trunk_values)
+    return head
+
+
+def install_value_forward(model: nn.Module, values_fn) -> None:
+    """Wrap ``model.forward`` (TRL's fused forward) so that it can return values next to the log-probs.
+
+    ``values_fn(model, inner_forward, args, kwargs, values_only, detach_trunk)`` returns ``(fused output or None,
+    values)`` with values aligned with ``log_probs``. The wrapped forward takes ``return_values`` (fused output plus
+    values), ``values_only`` (values alone, for a critic warm-up that must not run the policy) and ``detach_trunk``;
+    while ``model._value_sink`` is a list, every fused call appends its (detached) values to it. Other calls are the
+    original forward.
+    """
+    inner_forward = model.forward  # TRL's fused forward (an instance attribute)
+    model._value_sink = None  # a list while a trainer collects values from log-prob passes it does not own
+
+    @functools.wraps(type(model).forward)  # generate() validates its kwargs against this signature
+    def forward(
+        self, *args, return_values: bool = False, values_only: bool = False, detach_trunk: bool = False, **kwargs
+    ):
+        collect = self._value_sink is not None and kwargs.get("fused_lm_head", False)
+        if not (return_values or values_only or collect):
+            return inner_forward(*args, **kwargs)
+        if not kwargs.get("fused_lm_head", False):
+            raise ValueError("return_values=True needs fused_lm_head=True")
+        out, values = values_fn(self, inner_forward, args, kwargs, values_only, detach_trunk)
         if collect:
             self._value_sink.append(values.detach())
-        return ValueHeadOutput(**out, value_preds=values)
+        return ValueHeadOutput(**(out or {}), value_preds=values)
 
     model.forward = forward.__get__(model)
-    return head
+
+
+def add_position_ids(model: nn.Module) -> None:
+    """Make the fused scoring forwards of ``model`` number a left-padded row's tokens as ``generate()`` did.
+
+    ``generate()`` derives position ids from the attention mask; a forward given none numbers positions 0, 1, 2, ...
+    from the first (padding) column. Models with relative positions (RoPE) do not care; models with absolute positions
+    (GPT-2) would score a left-padded row at other positions than it was sampled at, so old log-probs, reference
+    log-probs, KL and values would differ from the sampler's. Only calls with ``fused_lm_head=True`` (the scoring
+    passes) and an attention mask but no position ids are changed; models whose forward takes no ``position_ids``
+    are left alone.
+    """
+    if "position_ids" not in inspect.signature(type(model).forward).parameters:
+        return
+    inner_forward = model.forward
+
+    @functools.wraps(type(model).forward)
+    def forward(self, *args, **kwargs):
+        mask = kwargs.get("attention_mask")
+        if kwargs.get("fused_lm_head", False) and mask is not None and kwargs.get("position_ids") is None:
+            kwargs["position_ids"] = mask_aware_position_ids(mask)
+        return inner_forward(*args, **kwargs)
+
+    model.forward = forward.__get__(model)
+
+
+def mask_aware_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids as ``generate()`` computes them: the count of real tokens before each one (1 on padding)."""
+    positions = attention_mask.long().cumsum(-1) - 1
+    return positions.masked_fill(attention_mask == 0, 1)
 
 
 def value_head_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
