@@ -88,7 +88,8 @@ def main(recipe: PPORecipeArgs, args: PPOConfig, model_args: ModelConfig):
     )
     result = trainer.train()
 
-    save_policy(trainer, tok, args.output_dir)  # LoRA merged, value head left out: loads anywhere transformers does
+    # LoRA merged, value head left out (a separate critic goes beside it, in value_model/): loads anywhere
+    save_policy(trainer, tok, args.output_dir)
     trainer.save_metrics("train", {**result.metrics, "kl_coef": trainer.kl_ctl.value}, combined=False)
     info = trainer.card_info
     info.dataset_name = "review-openings"

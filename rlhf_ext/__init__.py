@@ -15,7 +15,7 @@ __version__ = "0.1.0.dev0"
 # public name -> module that defines it
 _LAZY = {
     "PPOTrainer": "rlhf_ext.ppo",
-    "PPOConfig": "rlhf_ext.ppo",
+    "PPOConfig": "rlhf_ext.ppo_config",
     "AdaptiveKLController": "rlhf_ext.kl_controllers",
     "FixedKLController": "rlhf_ext.kl_controllers",
     "RLOOTrainer": "rlhf_ext.rloo",
@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # never executed: the same names as _LAZY, for type checkers 
     from .kl_controllers import AdaptiveKLController, FixedKLController
     from .nonfinite import NonFiniteLossError
     from .orpo import ORPOConfig, ORPOTrainer
-    from .ppo import PPOConfig, PPOTrainer
+    from .ppo import PPOTrainer
+    from .ppo_config import PPOConfig
     from .ranked_reward import RankedRewardConfig, RankedRewardTrainer
     from .rloo import RLOOConfig, RLOOTrainer
     from .sft import SFTTrainer

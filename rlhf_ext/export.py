@@ -2,7 +2,8 @@
 
 Recipes train policies with LoRA on CPU; users load them with ``AutoModelForCausalLM.from_pretrained``.
 :func:`save_policy` merges LoRA adapters into the weights, leaves PPO's value head out (``PPOTrainer``
-never saves it with the policy) and writes safetensors plus the tokenizer.
+never saves it with the policy), writes safetensors plus the tokenizer, and a separate critic, if the
+trainer has one, beside the policy in ``value_model/`` (a model folder of its own).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ def _sharded(trainer) -> bool:
 def save_policy(trainer, tokenizer, output_dir: str | None = None) -> str:
     """Save ``trainer``'s policy to ``output_dir`` (default ``args.output_dir``); returns the folder.
 
-    A PEFT model is merged and saved as a full model; PPO's value head stays out. Under ZeRO-3 / FSDP the
-    weights are sharded, so the folder is written by ``trainer.save_model`` instead (which gathers them; a
-    PEFT model is then saved as its adapter, and PPO adds its ``value_head/``) and a log line says so. Call
-    it on every process.
+    A PEFT model is merged and saved as a full model; PPO's value head stays out, a separate critic is saved
+    in ``value_model/``. Under ZeRO-3 / FSDP the weights are sharded, so the folder is written by
+    ``trainer.save_model`` instead (which gathers them; a PEFT model is then saved as its adapter, and PPO adds
+    its ``value_head/`` or ``value_model/``) and a log line says so. Call it on every process.
     """
     from peft import PeftModel
+
+    from .critic import save_value_model
 
     output_dir = output_dir or trainer.args.output_dir
     if _sharded(trainer):
@@ -42,7 +45,8 @@ def save_policy(trainer, tokenizer, output_dir: str | None = None) -> str:
             model = trainer.accelerator.unwrap_model(trainer.model)
             if isinstance(model, PeftModel):
                 model = model.merge_and_unload()
-            model.save_pretrained(output_dir, safe_serialization=True)
+            model.save_pretrained(output_dir, safe_serialization=True)  # the value head / critic stays out
+            save_value_model(model, output_dir)  # a separate critic goes beside it, in value_model/
     if trainer.accelerator.is_main_process:
         os.makedirs(output_dir, exist_ok=True)
         tokenizer.save_pretrained(output_dir)

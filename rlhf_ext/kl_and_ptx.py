@@ -158,7 +158,7 @@ class KLControlAndPtxMixin:
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         ptx_loss = None
-        if self._ptx_rows is not None:  # training_step only runs in training
+        if self._ptx_active():  # training_step only runs in training
             # The pretraining forward/backward runs first and never synchronises: its gradient accumulates locally and
             # is all-reduced together with the RL loss's by that micro-step's backward (DDP allows one synchronising
             # backward per forward; a second backward on the sync step would mark parameters ready twice).
@@ -171,6 +171,10 @@ class KLControlAndPtxMixin:
         return loss
 
     # Checkpointed state: the KL controller, the pretraining-data position and, inside a generation cycle, the rollouts
+
+    def _ptx_active(self) -> bool:
+        """Whether this optimizer step adds a pretraining batch (PPO skips it while only its critic trains)."""
+        return self._ptx_rows is not None
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)

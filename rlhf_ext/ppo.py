@@ -22,206 +22,42 @@ computations; they are importable from here too.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import textwrap
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOTrainer
 
+from . import trl112
 from .base_trainer import TrainerMixin
+from .checkpoints import read_checkpoint_state, write_checkpoint_state
+from .critic import (
+    attach_value_model,
+    build_value_model,
+    check_optimizer_holds,
+    load_value_model_weights,
+    save_value_model,
+    set_value_scale,
+)
 from .data.validation import validate_prompt_dataset
 from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 from .nonfinite import check_finite
-from .value_head import add_value_head, load_value_head, save_value_head
-
-# ----------------------------------------------------------------------------------------------------------------
-# Config
-# ----------------------------------------------------------------------------------------------------------------
-
-# GRPOConfig options that the PPO loss would silently ignore: any value but GRPO's default is rejected.
-_IGNORED_GRPO_OPTIONS = (
-    "loss_type",
-    "multi_objective_aggregation",
-    "importance_sampling_level",
-    "epsilon_high",
-    "delta",
-    "sapo_temperature_neg",
-    "sapo_temperature_pos",
-    "vespo_k_pos",
-    "vespo_lambda_pos",
-    "vespo_k_neg",
-    "vespo_lambda_neg",
-    "top_entropy_quantile",
-    "entropy_coef",
-    "use_adaptive_entropy",
-    "off_policy_mask_threshold",
-    "use_bias_correction_kl",
-    "mask_truncated_completions",
-    "max_tool_calling_iterations",
-    "router_aux_loss_coef",
-    "use_vllm",
-)
-_WHY = {
-    "scale_rewards": "PPO does not normalise rewards per group; use whiten_rewards / whiten_advantages",
-    "mask_truncated_completions": "it zeroes truncated samples; use missing_eos_penalty",
-    "use_vllm": "vLLM weight sync of the value head is not supported yet; generate with transformers",
-    "router_aux_loss_coef": "the PPO loss does not add the MoE load-balancing loss",
-    "loss_type": "PPO has its own clipped per-token loss",
-}
+from .ppo_config import PPOConfig
+from .reward_normalization import RewardNormalizer, clip_scores, reference_scores, validate_reference_dataset
+from .reward_scoring import reward_model_scorers
+from .value_head import add_position_ids, add_value_head, load_value_head, save_value_head
 
 
-@dataclass
-class PPOConfig(GRPOConfig):
-    r"""Configuration for :class:`PPOTrainer`: every ``GRPOConfig`` option plus PPO's.
+def disable_dropout(model: nn.Module) -> None:
+    """Dropout off: ``nn.Dropout`` layers (TRL's ``disable_dropout_in_model``) and the functional attention dropout
+    that Llama-family attention modules read from their ``attention_dropout`` attribute."""
+    from trl.trainer.utils import disable_dropout_in_model
 
-    ``kl_coef`` replaces GRPO's ``beta``, ``cliprange`` its ``epsilon``, ``num_ppo_epochs`` its ``num_iterations``.
-    Minibatches are GRPO's: each generation batch (``generation_batch_size`` episodes) is split into
-    ``steps_per_generation`` minibatches of ``per_device_train_batch_size`` episodes per device; one optimizer step
-    per ``gradient_accumulation_steps`` minibatches. ``num_generations`` defaults to 1 response per prompt.
-    Options the PPO loss would ignore (``loss_type``, ``scale_rewards``, entropy bonuses, ``use_vllm``...) raise.
-    """
-
-    num_generations: int | None = field(
-        default=1,
-        metadata={"help": "Responses sampled per prompt. PPO needs no groups, so 1 (the default) is allowed."},
-    )
-    kl_coef: float = field(
-        default=0.05,
-        metadata={
-            "help": "Initial (or fixed) coefficient beta of the per-token KL penalty -beta*KL(pi||pi_ref). 0 with "
-            "kl_target=None disables the penalty and the reference model. Ziegler et al.: 0.15 adaptive; "
-            "Huang et al. TL;DR: 0.05 fixed."
-        },
-    )
-    kl_target: float | None = field(
-        default=None,
-        metadata={
-            "help": "Target KL in nats per episode (summed over response tokens) for Ziegler et al.'s adaptive "
-            "controller. None keeps kl_coef fixed. Ziegler et al.: 6.0."
-        },
-    )
-    kl_horizon: float = field(
-        default=10_000,
-        metadata={"help": "Horizon (episodes) of the adaptive KL controller. Ziegler et al.: 10,000."},
-    )
-    kl_estimator: str = field(
-        default="k1",
-        metadata={
-            "help": "Per-token KL estimator in the reward: 'k1' (log pi - log pi_ref, as Ziegler et al.) or 'k3' "
-            "(r - 1 - log r, non-negative per token).",
-            "choices": ["k1", "k3"],
-        },
-    )
-    gamma: float = field(default=1.0, metadata={"help": "Discount factor of GAE."})
-    lam: float = field(default=0.95, metadata={"help": "Lambda of GAE."})
-    cliprange: float = field(default=0.2, metadata={"help": "Clip range of the per-token policy ratio."})
-    cliprange_value: float = field(
-        default=0.2, metadata={"help": "Values may move at most this far from their rollout-time estimate."}
-    )
-    vf_coef: float = field(default=0.1, metadata={"help": "Weight of the value loss in the total loss."})
-    num_ppo_epochs: int = field(
-        default=4, metadata={"help": "Optimisation passes over each batch of episodes (sets num_iterations)."}
-    )
-    whiten_rewards: bool = field(
-        default=False, metadata={"help": "Whiten the per-token rewards (without shifting their mean) before GAE."}
-    )
-    whiten_advantages: bool = field(default=True, metadata={"help": "Whiten the advantages of each batch."})
-    missing_eos_penalty: float | None = field(
-        default=None,
-        metadata={
-            "help": "Subtracted from the score of a response that contains no EOS (or stop_token_id) token. "
-            "Huang et al.: 1.0."
-        },
-    )
-    stop_token_id: int | None = field(
-        default=None,
-        metadata={
-            "help": "A token id that ends a response besides EOS: generation stops on it, the score is placed on "
-            "it and it counts as a stop for missing_eos_penalty."
-        },
-    )
-    ptx_coef: float = field(
-        default=0.0,
-        metadata={
-            "help": "InstructGPT's pretraining-loss coefficient gamma (PPO-ptx): each optimizer step adds "
-            "ptx_coef * LM loss of one ptx_dataset batch. 0 = plain PPO. InstructGPT: 27.8."
-        },
-    )
-    ptx_batch_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "Pretraining rows per device per optimizer step (split across gradient-accumulation "
-            "micro-steps). Defaults to per_device_train_batch_size * gradient_accumulation_steps."
-        },
-    )
-    ptx_max_length: int = field(default=512, metadata={"help": "Pretraining texts are truncated to this many tokens."})
-
-    def __post_init__(self):
-        grpo_defaults = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
-        for name in _IGNORED_GRPO_OPTIONS:
-            if getattr(self, name) != grpo_defaults[name]:
-                why = _WHY.get(name, "the PPO loss would ignore it")
-                raise ValueError(f"PPOConfig does not support `{name}={getattr(self, name)!r}`: {why}.")
-        if self.scale_rewards not in (True, "group"):
-            raise ValueError(
-                f"PPOConfig does not support `scale_rewards={self.scale_rewards!r}`: {_WHY['scale_rewards']}."
-            )
-        if self.beta not in (0.0, self.kl_coef):
-            raise ValueError("PPOConfig sets GRPO's `beta` from `kl_coef`; set `kl_coef` instead of `beta`.")
-        if self.num_iterations not in (1, self.num_ppo_epochs):
-            raise ValueError("PPOConfig sets `num_iterations` from `num_ppo_epochs`; set `num_ppo_epochs` instead.")
-        if self.epsilon not in (0.2, self.cliprange):
-            raise ValueError("PPOConfig sets GRPO's `epsilon` from `cliprange`; set `cliprange` instead.")
-
-        def positive(name, value, allow_none=False):
-            if value is None and allow_none:
-                return
-            if value is None or not value > 0:
-                raise ValueError(f"`{name}` must be > 0, got {value!r}.")
-
-        positive("kl_target", self.kl_target, allow_none=True)
-        positive("kl_horizon", self.kl_horizon)
-        positive("num_ppo_epochs", self.num_ppo_epochs)
-        positive("max_completion_length", self.max_completion_length)
-        positive("per_device_train_batch_size", self.per_device_train_batch_size)
-        positive("gradient_accumulation_steps", self.gradient_accumulation_steps)
-        positive("ptx_batch_size", self.ptx_batch_size, allow_none=True)
-        positive("ptx_max_length", self.ptx_max_length)
-        positive("num_generations", self.num_generations)
-        positive("cliprange", self.cliprange)
-        positive("cliprange_value", self.cliprange_value)
-        if self.kl_coef < 0 or not math.isfinite(self.kl_coef):
-            raise ValueError(f"`kl_coef` must be >= 0, got {self.kl_coef!r}.")
-        if self.kl_target is not None and self.kl_coef == 0:
-            raise ValueError("`kl_target` needs `kl_coef` > 0: the adaptive controller scales it and 0 stays 0.")
-        if self.ptx_coef < 0 or not math.isfinite(self.ptx_coef):
-            raise ValueError(f"`ptx_coef` must be >= 0, got {self.ptx_coef!r}.")
-        if self.vf_coef < 0:
-            raise ValueError(f"`vf_coef` must be >= 0, got {self.vf_coef!r}.")
-        if self.kl_estimator not in ("k1", "k3"):
-            raise ValueError(f"`kl_estimator` must be 'k1' or 'k3', got {self.kl_estimator!r}.")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.lam <= 1.0:
-            raise ValueError(f"`gamma` and `lam` must lie in [0, 1], got {self.gamma!r}, {self.lam!r}.")
-
-        self.beta = float(self.kl_coef)
-        self.num_iterations = int(self.num_ppo_epochs)
-        self.epsilon = float(self.cliprange)
-        # GRPOConfig insists on >= 2 generations (its advantages need groups); PPO's do not.
-        single = self.num_generations == 1
-        if single:
-            self.num_generations = 2
-        try:
-            super().__post_init__()
-        except ValueError as err:
-            if single and "num_generations (2)" in str(err):
-                raise ValueError(str(err).replace("num_generations (2)", "num_generations (1)")) from None
-            raise
-        if single:
-            self.num_generations = 1
+    disable_dropout_in_model(model)
+    for module in model.modules():
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -259,6 +95,10 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
     )
     _card_reward_kl = ("objective/scores", "objective/kl")
     _card_hyperparameters = TrainerMixin._card_hyperparameters + (
+        "critic_from_reward_model",
+        "critic_warmup_steps",
+        "reward_normalization",
+        "missing_eos_score",
         "kl_coef",
         "kl_target",
         "kl_horizon",
@@ -290,7 +130,7 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
 
     def __init__(
         self,
-        model,
+        model=None,
         reward_funcs=None,
         args: PPOConfig | None = None,
         train_dataset=None,
@@ -305,7 +145,18 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         tools=None,
         rollout_func=None,
         environment_factory=None,
+        *,
+        ref_model=None,
+        reward_model=None,
+        value_model=None,
+        data_collator=None,
+        reward_reference_dataset=None,
     ):
+        trl112.reject_positional_call(model)
+        if model is None and args is not None and getattr(args, "sft_model_path", None):
+            model = args.sft_model_path
+        if model is None:
+            raise ValueError("`model` is required: the policy (a model or a path), or set `args.sft_model_path`.")
         if args is None:
             args = PPOConfig(self.default_run_name(model, "PPO"))
         if not isinstance(args, PPOConfig):
@@ -319,22 +170,40 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
                 raise ValueError(
                     f"PPOTrainer does not support `{name}`: PPO's per-token rewards assume plain sampling."
                 )
+        # TRL 1.12's arguments: reward_model is one more reward function, prompts may come pre-tokenized.
+        reward_funcs, reward_processing_classes, train_dataset, eval_dataset = trl112.normalize_arguments(
+            args, reward_funcs, reward_model, reward_processing_classes, processing_class, data_collator, train_dataset,
+            eval_dataset,
+        )  # fmt: skip
         self._validate_inputs(reward_funcs, args, train_dataset, processing_class, ptx_dataset)
         self._validate_datasets(validate_prompt_dataset, train_dataset, eval_dataset)  # before anything is loaded
+        validate_reference_dataset(args, reward_reference_dataset)
+        reference = trl112.build_reference(model, ref_model, args, peft_config)
+        critic = build_value_model(value_model, args, reward_funcs, reward_processing_classes, processing_class)
+        self._batch_prompt_ids = None
 
-        super().__init__(
-            model=model,
-            reward_funcs=reward_funcs,
-            args=args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            reward_processing_classes=reward_processing_classes,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            quantization_config=quantization_config,
-            peft_config=peft_config,
-        )
+        # With a reference of our own, GRPO must not build one: it sees beta = 0 until it is attached.
+        beta, sync_ref = args.beta, args.sync_ref_model
+        if reference is not None:
+            args.beta, args.sync_ref_model = 0.0, False
+        try:
+            super().__init__(
+                model=model,
+                reward_funcs=reward_funcs,
+                args=args,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                reward_processing_classes=reward_processing_classes,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                quantization_config=quantization_config,
+                peft_config=peft_config,
+            )
+        finally:
+            args.beta, args.sync_ref_model = beta, sync_ref
+        if reference is not None:
+            trl112.attach_reference(self, reference)
 
         # A custom stop token ends generation and receives the score, like EOS.
         if args.stop_token_id is not None:
@@ -342,14 +211,37 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
             self.generation_kwargs["eos_token_id"] = self.eos_token_ids
             self.generation_config.eos_token_id = self.eos_token_ids
 
-        # Value head on the policy trunk (inside PEFT's wrapper, next to the fused LM head TRL added).
+        # The value function: a separate critic, or a head on the policy trunk (inside PEFT's wrapper, next to the
+        # fused LM head TRL added). Scoring forwards number left-padded tokens as generate() did.
         self._value_model = self._inner_causal_lm(self.model)
-        add_value_head(self._value_model)
+        if critic is not None:
+            attach_value_model(self._value_model, critic)
+            check_optimizer_holds(critic, optimizers[0])
+            self.card_info.method = self._card_method.replace(
+                "value head on the policy trunk", "a separate critic (value model)"
+            )
+            if args.gradient_checkpointing:
+                critic.gradient_checkpointing_enable(gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
+        else:
+            add_value_head(self._value_model)
+        self.critic = critic
+        add_position_ids(self._value_model)
+        if self.ref_model is not None:
+            add_position_ids(self.accelerator.unwrap_model(self.ref_model))
+        if args.disable_dropout:  # GRPO turns off only the nn.Dropout layers, and only of the policy and reference
+            for module in (self.model, self.ref_model, *self.reward_funcs):
+                if isinstance(module, nn.Module):
+                    disable_dropout(module)
         self._collect_values = False
         self._collected_values = None
         self._last_rewards_per_func = None
+        self._reward_scorers = reward_model_scorers(self)  # reward models score in the training format
 
         self._init_kl_and_ptx(args.kl_coef, args, ptx_dataset)
+        self.reward_normalizer = RewardNormalizer(args.reward_normalization, args.reward_normalization_std)
+        self._reward_reference_dataset = reward_reference_dataset
+        if args.num_sample_generations > 0 and eval_dataset is not None:
+            self.add_callback(trl112.SampleGenerationsCallback(self))
 
     # ------------------------------------------------------------------------------------------------------------
     # Validation and setup
@@ -412,11 +304,32 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
     # ------------------------------------------------------------------------------------------------------------
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        funcs = self.reward_funcs
+        self.reward_funcs = [f if scorer is None else scorer for f, scorer in zip(funcs, self._reward_scorers)]
+        try:
+            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        finally:
+            self.reward_funcs = funcs
         self._last_rewards_per_func = rewards_per_func
         return rewards_per_func
 
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if "input_ids" not in self._signature_columns:  # TRL 1.12's pre-tokenized prompts
+            self._signature_columns = [*self._signature_columns, "input_ids"]
+
+    def _tokenize_prompts(self, prompts: list):
+        if self._batch_prompt_ids is not None:  # pre-tokenized prompts: generate from exactly those ids
+            return [list(ids) for ids in self._batch_prompt_ids], None, {}
+        return super()._tokenize_prompts(prompts)
+
     def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
+        rollout_batch = self.args.local_rollout_forward_batch_size
+        if rollout_batch and not torch.is_grad_enabled():  # TRL 1.12's rollout forward batch size
+            if len(args) > 3:
+                args = (*args[:3], rollout_batch, *args[4:])
+            else:
+                kwargs["batch_size"] = rollout_batch
         collect = self._collect_values and model is self.model and self._policy_adapters_active()
         if not collect:
             return super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
@@ -429,7 +342,10 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
             self._value_model._value_sink = None
         return result
 
-    def _policy_logps_and_values(self, model, inputs, batch_size=None, compute_entropy=False):
+    def _policy_logps_and_values(self, model, inputs, batch_size=None, compute_entropy=False, values_only=False):
+        """Per-token log-probs, values and (optionally) entropies of the episodes in ``inputs``. ``values_only`` (critic
+        warm-up): values alone, from a separate critic without running the policy, from a trunk head on detached
+        hidden states; the log-probs returned are then None."""
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
@@ -442,31 +358,47 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
             labels = ids.masked_fill(attn == 0, -100)
             labels[:, :-keep] = -100
             with self.accelerator.autocast():
-                out = model(input_ids=ids, attention_mask=attn, labels=labels, fused_lm_head=True, return_values=True)
-            logps.append(out.log_probs[:, -keep:])
+                out = model(
+                    input_ids=ids,
+                    attention_mask=attn,
+                    labels=labels,
+                    fused_lm_head=True,
+                    return_values=True,
+                    values_only=values_only and self.critic is not None,
+                    detach_trunk=values_only,
+                )
             values.append(out.value_preds[:, -keep:])
-            if compute_entropy:
+            if not values_only:
+                logps.append(out.log_probs[:, -keep:])
+            if compute_entropy and not values_only:
                 entropies.append(out.entropy[:, -keep:])
-        entropy = torch.cat(entropies) if compute_entropy else None
-        return torch.cat(logps), torch.cat(values), entropy
+        entropy = torch.cat(entropies) if entropies else None
+        return (torch.cat(logps) if logps else None), torch.cat(values), entropy
 
     def _generate_and_score_completions(self, inputs):
         from trl.models.utils import disable_gradient_checkpointing
 
         mode = "train" if self.model.training else "eval"
+        normalizer = self.reward_normalizer
+        if normalizer.enabled and not normalizer.fitted and normalizer.source == "reference":
+            batch = self.args.local_rollout_forward_batch_size or self.args.per_device_train_batch_size
+            normalizer.fit(reference_scores(self, self._reward_reference_dataset, batch))
+            self._scale_critic_to_rewards()
         self._collected_values = None
         self._collect_values = True
+        self._batch_prompt_ids = [x["input_ids"] for x in inputs] if inputs and "input_ids" in inputs[0] else None
         try:
             out = super()._generate_and_score_completions(inputs)
         finally:
             self._collect_values = False
+            self._batch_prompt_ids = None
         completion_ids, mask = out["completion_ids"], out["completion_mask"]
         device = completion_ids.device
 
         # Rollout-time log-probs and values: reuse GRPO's old log-prob pass when it ran, else one forward of our own.
         old_logps, values = out.get("old_per_token_logps"), self._collected_values
         if old_logps is None or values is None or values.shape != completion_ids.shape:
-            batch_size = (
+            batch_size = self.args.local_rollout_forward_batch_size or (
                 self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
             )
             with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
@@ -477,16 +409,18 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         old_logps = old_logps.float()
         out["old_per_token_logps"] = old_logps
 
-        # Sequence scores (weighted sum over reward functions) for this process's rows.
-        rewards_per_func = self._last_rewards_per_func
+        # Sequence scores (weighted sum over reward functions; gathered over processes), this process's rows.
+        all_raw = (self._last_rewards_per_func.to(device) * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1)
         n_local = completion_ids.size(0)
         rank = self.accelerator.process_index
-        local = rewards_per_func[rank * n_local : (rank + 1) * n_local].to(device)
-        scores = (local * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1).float()
+        raw_scores = all_raw[rank * n_local : (rank + 1) * n_local].float()
+        if normalizer.enabled and not normalizer.fitted:  # "initial_policy": this first batch is the reference set
+            normalizer.fit(all_raw)
+            if self._scale_critic_to_rewards():  # these values were read before the critic was rescaled
+                values = (values - normalizer.mean) / normalizer.std * maskf
         stop_ids = torch.tensor(self.eos_token_ids, device=device)
         has_stop = (torch.isin(completion_ids, stop_ids) & mask.bool()).any(dim=1)
-        if self.args.missing_eos_penalty is not None:
-            scores = torch.where(has_stop, scores, scores - self.args.missing_eos_penalty)
+        scores = self._final_scores(raw_scores, has_stop)
 
         # Per-token rewards: -beta * KL on each response token, the score on the last one (the EOS / stop token).
         beta = float(self.kl_ctl.value)
@@ -526,13 +460,40 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         metrics["objective/non_score_reward"].append(seq_non_score.mean().item())
         metrics["objective/rlhf_reward"].append((all_scores + seq_non_score).mean().item())
         metrics["objective/scores"].append(all_scores.mean().item())
+        if normalizer.enabled:
+            metrics["objective/raw_scores"].append(all_raw.mean().item())
         metrics["objective/kl_coef"].append(beta)
         metrics["val/num_eos_tokens"].append(gather(has_stop.float()).sum().item())
 
         # Ziegler et al.: after each batch, feed the mean summed KL and the number of episodes to the controller.
-        if mode == "train":
+        if mode == "train" and not self._in_critic_warmup():  # a frozen policy's KL says nothing about beta
             self.kl_ctl.update(seq_kl.mean().item(), int(seq_kl.numel()))
         return out
+
+    def _final_scores(self, raw_scores: torch.Tensor, has_stop: torch.Tensor) -> torch.Tensor:
+        """Normalised (``reward_normalization``), clipped (``reward_clip_range``), then the missing-EOS rule: subtract
+        ``missing_eos_penalty`` or replace by ``missing_eos_score`` when a response has no EOS / stop token."""
+        scores = clip_scores(self.reward_normalizer(raw_scores), self.args.reward_clip_range)
+        if self.args.missing_eos_penalty is not None:
+            scores = torch.where(has_stop, scores, scores - self.args.missing_eos_penalty)
+        if self.args.missing_eos_score is not None:
+            scores = torch.where(has_stop, scores, torch.full_like(scores, self.args.missing_eos_score))
+        return scores
+
+    def _scale_critic_to_rewards(self) -> bool:
+        """A critic copied from the reward model predicts raw scores: put it on the normalised scale (True if done)."""
+        normalizer = self.reward_normalizer
+        if self.critic is None or not self.args.critic_from_reward_model or not normalizer.fitted:
+            return False
+        set_value_scale(self.critic, normalizer.mean, normalizer.std)
+        return True
+
+    def _in_critic_warmup(self) -> bool:
+        """True during the first ``critic_warmup_steps`` optimizer steps (callers check that they are training)."""
+        return self.state.global_step < self.args.critic_warmup_steps
+
+    def _ptx_active(self) -> bool:
+        return super()._ptx_active() and not self._in_critic_warmup()
 
     def _prepare_inputs(self, generation_batch):
         # A new PPO epoch over the buffered batch: draw a fresh minibatch split (GRPO replays the same slices).
@@ -560,6 +521,8 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
             raise ValueError("PPOTrainer does not support returning outputs")
         mode = "train" if self.model.training else "eval"
         mask = inputs["completion_mask"].to(torch.float32)
+        if mode == "train" and self._in_critic_warmup():
+            return self._critic_warmup_loss(model, inputs, mask)
         logps, values, entropy = self._policy_logps_and_values(model, inputs, compute_entropy=True)
         pg_loss, pg_stats = clipped_policy_loss(
             logps.float(), inputs["old_per_token_logps"], inputs["advantages"], mask, self.args.cliprange
@@ -598,17 +561,51 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
             self._metrics[mode][name].append(value)
         return loss
 
+    def _critic_warmup_loss(self, model, inputs, mask):
+        """``critic_warmup_steps``: the value loss alone; the policy gets no gradient, so Adam leaves it untouched."""
+        _, values, _ = self._policy_logps_and_values(model, inputs, values_only=True)
+        vf_loss, vf_stats = clipped_value_loss(
+            values, inputs["old_values"], inputs["returns"], mask, self.args.cliprange_value
+        )
+        check_finite(self, {"value": vf_loss})
+        stats = self.accelerator.gather(torch.stack([vf_loss.detach(), vf_stats["clipfrac"]]).unsqueeze(0))
+        self._metrics["train"]["loss/value_avg"].append(stats[:, 0].mean().item())
+        self._metrics["train"]["val/clipfrac_avg"].append(stats[:, 1].mean().item())
+        return self.args.vf_coef * vf_loss / self.current_gradient_accumulation_steps
+
+    def generate_completions(self, sampling: bool = False) -> list[dict]:
+        """TRL 1.12's sample table: near-greedy completions of the eval prompts and their scores (see ``trl112``)."""
+        return trl112.generate_completions(self, sampling)
+
     # ------------------------------------------------------------------------------------------------------------
     # Saving and resuming
     # ------------------------------------------------------------------------------------------------------------
 
     def _save(self, output_dir: str | None = None, state_dict=None):
-        # save_pretrained drops the value head (`_keys_to_ignore_on_save`): the folder is a plain causal LM.
+        # save_pretrained leaves the value head / critic out (`_keys_to_ignore_on_save`): the folder is a plain
+        # causal LM; the value function is saved beside it (value_head/ or value_model/).
         super()._save(output_dir, state_dict=state_dict)
         if self.args.should_save:
-            save_value_head(self._value_model, output_dir if output_dir is not None else self.args.output_dir)
+            folder = output_dir if output_dir is not None else self.args.output_dir
+            if self.critic is not None:
+                save_value_model(self.accelerator.unwrap_model(self.model), folder, state_dict=state_dict)
+            else:
+                save_value_head(self._value_model, folder)
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.reward_normalizer.enabled:
+            write_checkpoint_state(self, trial, "reward_normalization", self.reward_normalizer.state_dict())
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is not None:
+        if checkpoint is None:
+            return
+        state = read_checkpoint_state(checkpoint, "reward_normalization")
+        if state is not None:
+            self.reward_normalizer.load_state_dict(state)
+            self._scale_critic_to_rewards()
+        if self.critic is None:
             load_value_head(self._value_model, checkpoint)
+        elif not self.is_deepspeed_enabled:  # DeepSpeed's own checkpoint already restored the critic
+            load_value_model_weights(self._value_model, checkpoint)

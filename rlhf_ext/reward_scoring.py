@@ -136,3 +136,24 @@ class RewardModelScorer:
             chat_template_kwargs=self.chat_template_kwargs,
         )
         return scores.tolist()
+
+
+def reward_model_scorers(trainer) -> list:
+    """For each of a TRL trainer's ``reward_funcs``: a :class:`RewardModelScorer` for a reward model, None for a
+    reward function (kept as it is)."""
+    from torch import nn
+
+    scorers = []
+    for func, tok in zip(trainer.reward_funcs, trainer.reward_processing_classes, strict=True):
+        if not isinstance(func, nn.Module):
+            scorers.append(None)
+            continue
+        scorer = RewardModelScorer(
+            func,
+            tok,
+            trainer.accelerator.device,
+            batch_size=trainer.args.local_rollout_forward_batch_size,
+            chat_template_kwargs=trainer.chat_template_kwargs,
+        )
+        scorers.append(scorer)
+    return scorers
