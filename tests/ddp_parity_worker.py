@@ -24,7 +24,7 @@ import torch
 
 B = 2  # rows (prompts) per device in the 2-process run; the 1-process reference uses 2 * B
 STEPS = 2
-CASES = ("ranked_prompt", "ranked_pair", "orpo", "ppo")
+CASES = ("ranked_prompt", "ranked_pair", "orpo", "ppo", "ppo_critic")
 # Step-log keys that legitimately differ between runs (wall clock, per-device throughput, flops).
 NOT_COMPARED = ("runtime", "step_time", "per_second", "flos")
 
@@ -155,15 +155,17 @@ PPO_STEPS = 4  # 2 rollouts x num_ppo_epochs = 2 optimizer steps each
 COMPLETION_TOKENS = 5
 
 
-def ppo_case(models, out: Path, per_device: int) -> dict:
+def ppo_case(models, out: Path, per_device: int, critic: bool = False, ptx: bool = True, warmup: int = 1) -> dict:
     """PPO on fixed rollouts: the completion of a prompt is a fixed function of its tokens (no sampling).
 
     Sampling cannot match across world sizes (each rank draws from its own generator over its own prompts, one
     process draws over all of them), so generation is replaced and everything after it is compared: log-probs,
     reference log-probs, values, rewards, GAE, the clipped losses, the optimizer steps and the KL controller.
+    With ``critic``: a separate critic copied from the reward model (which joins the reward function), one critic
+    warm-up step, and rewards normalised on a 5-row reference set (scored in shards of unequal size).
     """
     from datasets import Dataset
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, TrainerCallback
 
     from rlhf_ext import PPOConfig, PPOTrainer
 
@@ -182,6 +184,13 @@ def ppo_case(models, out: Path, per_device: int) -> dict:
     def reward(completion_ids, **kwargs):
         return [sum(t < 150 for t in ids) / len(ids) for ids in completion_ids]
 
+    critic_options = {}
+    reference = None
+    if critic:
+        critic_options = dict(
+            critic_from_reward_model=True, critic_warmup_steps=warmup, reward_normalization="reference"
+        )
+        reference = Dataset.from_dict({"prompt": PPO_PROMPTS[:5], "completion": [" wonderful.", " bad.", " a", " b", " c"]})  # fmt: skip
     args = PPOConfig(
         **{**_common(out, per_device), "max_steps": PPO_STEPS},
         max_completion_length=COMPLETION_TOKENS + 1,
@@ -192,18 +201,33 @@ def ppo_case(models, out: Path, per_device: int) -> dict:
         # Whitening uses the statistics of each process's own episodes (as Ziegler et al.'s code did), so it is
         # off here: with it, 1 and 2 processes legitimately differ.
         whiten_advantages=False,
-        ptx_coef=0.5,
+        ptx_coef=0.5 if ptx else 0.0,
         ptx_batch_size=per_device,  # the 1-process batch is the union of the 2 ranks' (PPOTrainer._ptx_indices)
+        **critic_options,
     )
     ptx_rows = [f"Text number {i}: once upon a time there was a village." for i in range(10)]
     trainer = FixedRollouts(
         model=str(models.causal_lm),
-        reward_funcs=reward,
+        reward_funcs=[reward, str(models.reward_model)] if critic else reward,
         args=args,
         train_dataset=Dataset.from_dict({"prompt": PPO_PROMPTS}),
-        ptx_dataset=Dataset.from_dict({"text": ptx_rows}),
+        ptx_dataset=Dataset.from_dict({"text": ptx_rows}) if ptx else None,
         processing_class=tok,
+        reward_reference_dataset=reference,
     )
+    start = {k: v.detach().clone() for k, v in trainer.model.named_parameters() if "value_model" not in k}
+    warmup_change = []
+
+    class AfterWarmup(TrainerCallback):  # how far the policy moved during the critic warm-up (must be 0)
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == args.critic_warmup_steps:
+                params = dict(trainer.accelerator.unwrap_model(trainer.model).named_parameters())
+                # ZeRO-3 keeps only this rank's shard in `.data` (empty outside a forward): compare what is there
+                diffs = [(params[k].detach() - v).abs().max().item() for k, v in start.items() if v.numel()]
+                warmup_change.append(max(diffs) if diffs else None)
+
+    if critic:
+        trainer.add_callback(AfterWarmup())
     local_kl = []  # this process's own mean summed KL per rollout, before any gathering
     original_score = trainer._generate_and_score_completions
 
@@ -230,6 +254,8 @@ def ppo_case(models, out: Path, per_device: int) -> dict:
     result["ptx_token_counts"] = [
         int(trainer._ptx_rows[i].__len__()) for p in range(trainer.ptx_position) for i in trainer._ptx_indices(p)
     ]
+    result["policy_change_in_warmup"] = warmup_change
+    result["reward_normalizer"] = trainer.reward_normalizer.state_dict()
     return result
 
 
@@ -259,6 +285,15 @@ def run(case: str, models, out: Path, per_device: int, grad_accum: int = 1) -> d
         return orpo_case(models, out, per_device, grad_accum)
     if case == "ppo":
         return ppo_case(models, out, per_device)
+    if case == "ppo_critic":
+        return ppo_case(models, out, per_device, critic=True)
+    # DeepSpeed: no ptx (its gradient accumulation counts backward calls). Its flat optimizer partitions give the
+    # frozen policy zero gradients during a warm-up, which advances Adam's step counter (one process: no state at
+    # all), so runs with a warm-up agree only up to it: parity is checked without one.
+    if case == "ppo_critic_noptx":
+        return ppo_case(models, out, per_device, critic=True, ptx=False, warmup=0)
+    if case == "ppo_critic_warmup_noptx":
+        return ppo_case(models, out, per_device, critic=True, ptx=False, warmup=1)
     raise ValueError(f"unknown case {case!r}")
 
 
@@ -279,6 +314,10 @@ def main() -> None:
 
     models = TinyModels(*map(Path, sys.argv[1:4]))
     out = Path(sys.argv[4])
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        import deepspeed  # on this CPU box ZeRO-3 model loading needs the gloo group up first (docs/scaling.md)
+
+        deepspeed.init_distributed("gloo")
     for case in sys.argv[5].split(","):
         result = run(case, models, out / case, B)
         save(result, out / f"{case}-rank{result['rank']}")

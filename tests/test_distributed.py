@@ -160,6 +160,59 @@ def test_ppo_ddp_matches_one_process_and_kl_controller_sees_all_ranks(two_proces
     assert any(not math.isclose(log["loss/ptx"], 0.0) for log in rank0["logs"])
 
 
+def test_ppo_critic_ddp_matches_one_process_and_warmup_freezes_the_policy(two_process_runs, tiny_models, tmp_path):
+    """The separate critic under DDP: PPO with a critic copied from the reward model, one critic warm-up step (the
+    policy gets no gradient: DDP must allow unused parameters), rewards normalised on a 5-row reference set (scored
+    3 + 2 rows by the two ranks) and ptx: metrics, weights (the critic's included) and the normalisation statistics
+    match one process, and neither rank's policy moved during the warm-up."""
+    rank0, rank1 = two_process_runs("ppo_critic")
+    reference = _one_process("ppo_critic", tiny_models, tmp_path)
+    _assert_both_ranks_in_sync(rank0, rank1)
+    assert any(k.startswith("value_model.") for k in rank0["weights"])
+    assert rank0["policy_change_in_warmup"] == rank1["policy_change_in_warmup"] == [0.0]
+    assert reference["policy_change_in_warmup"] == [0.0]
+    assert rank0["reward_normalizer"]["count"] == reference["reward_normalizer"]["count"] == 5
+    for key in ("mean", "std"):
+        assert rank0["reward_normalizer"][key] == pytest.approx(reference["reward_normalizer"][key], rel=1e-6)
+    assert [("loss/policy_avg" in log) for log in rank0["logs"]] == [False, True, True, True]
+    _assert_same_metrics(reference["logs"], rank0["logs"])
+    _assert_same_weights(reference["weights"], rank0["weights"])
+
+
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_ppo_critic_deepspeed_matches_one_process(tiny_models, tmp_path, stage):
+    """The separate critic (copied from the reward model, normalised rewards; no ptx, which DeepSpeed does not
+    support yet) under ZeRO-2 / ZeRO-3 on 2 CPU processes: same metrics and weights, the critic's included, as one
+    process. ZeRO-2 also runs a critic warm-up step, during which the policy must not move (DeepSpeed gives it zero
+    gradients; see the worker for why that run is not compared with one process)."""
+    pytest.importorskip("deepspeed")
+    config = CPU_2PROC_CONFIG.parent / f"deepspeed_{stage}.yaml"
+    out = tmp_path / stage
+    cases = ["ppo_critic_noptx"] + (["ppo_critic_warmup_noptx"] if stage == "zero2" else [])
+    run_distributed(
+        Path(worker.__file__),
+        tiny_models.tokenizer,
+        tiny_models.causal_lm,
+        tiny_models.reward_model,
+        out,
+        ",".join(cases),
+        config_file=config,
+        launch_args=("--num_processes", "2", "--mixed_precision", "no"),
+    )
+    rank0, rank1 = (worker.load(out / f"ppo_critic_noptx-rank{rank}") for rank in (0, 1))
+    assert rank0["distributed_type"] == rank1["distributed_type"] == "DEEPSPEED"
+    reference = _one_process("ppo_critic_noptx", tiny_models, tmp_path)
+    _assert_both_ranks_in_sync(rank0, rank1)
+    assert any(k.startswith("value_model.") for k in rank0["weights"])
+    _assert_same_metrics(reference["logs"], rank0["logs"])
+    _assert_same_weights(reference["weights"], rank0["weights"])
+    if stage == "zero2":
+        warm0, warm1 = (worker.load(out / f"ppo_critic_warmup_noptx-rank{rank}") for rank in (0, 1))
+        _assert_both_ranks_in_sync(warm0, warm1)
+        assert warm0["policy_change_in_warmup"] == warm1["policy_change_in_warmup"] == [0.0]
+        assert [("loss/policy_avg" in log) for log in warm0["logs"]] == [False, True, True, True]
+
+
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_ranked_reward_deepspeed_matches_one_process(tiny_models, tmp_path, stage):
     """The ranked case with pair_weighting="pair" (K=4 on rank 0, K=2/3 on rank 1) under DeepSpeed ZeRO-2 / ZeRO-3 on
