@@ -77,6 +77,10 @@ def main(recipe: PPORecipeArgs, args: PPOConfig, model_args: ModelConfig):
     policy_name = model_args.model_name_or_path or "offline"
     policy, tok = load_policy(policy_name)
     reward = make_labeler(recipe.task) if recipe.reward_model == "labeler" else recipe.reward_model
+    if args.value_model_path == "offline":  # a separate critic the size of the offline policy (SmolLM2), head at 0
+        from rlhf_ext.offline import smollm2_path
+
+        args.value_model_path = str(smollm2_path())
     trainer = PPOTrainer(
         model=policy,
         reward_funcs=reward,

@@ -61,6 +61,14 @@ class CriticOptions:
             "Needs one reward model that is a decoder on the policy's vocabulary."
         },
     )
+    critic_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the value function's parameters (the critic, or the trunk head); None: "
+            "learning_rate. Useful when the policy trains LoRA adapters and the critic all its weights (OpenRLHF "
+            "keeps a critic_learning_rate too)."
+        },
+    )
     critic_warmup_steps: int = field(
         default=0,
         metadata={
@@ -70,6 +78,8 @@ class CriticOptions:
     )
 
     def _critic_post_init(self) -> None:
+        if self.critic_learning_rate is not None and not self.critic_learning_rate > 0:
+            raise ValueError(f"`critic_learning_rate` must be > 0, got {self.critic_learning_rate!r}.")
         if self.critic_warmup_steps < 0:
             raise ValueError(f"`critic_warmup_steps` must be >= 0, got {self.critic_warmup_steps}.")
         if self.value_model_path is not None and self.critic_from_reward_model:
@@ -202,6 +212,19 @@ def check_optimizer_holds(value_model: nn.Module, optimizer) -> None:
             "and the value model's parameters (as TRL 1.12's policy-and-value wrapper did), or let the trainer create "
             "it."
         )
+
+
+def set_critic_learning_rate(optimizer, value_params, lr: float) -> None:
+    """Move ``value_params`` out of ``optimizer``'s param groups into groups of their own with learning rate ``lr``
+    (each keeps its group's other options, e.g. weight decay). Call before the LR scheduler is built."""
+    ids = {id(p) for p in value_params}
+    for group in list(optimizer.param_groups):
+        mine = [p for p in group["params"] if id(p) in ids]
+        if not mine:
+            continue
+        group["params"] = [p for p in group["params"] if id(p) not in ids]
+        optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"}, "params": mine, "lr": lr})
+    optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
 
 
 def attach_value_model(policy: nn.Module, value_model: nn.Module) -> None:

@@ -37,6 +37,7 @@ from .critic import (
     check_optimizer_holds,
     load_value_model_weights,
     save_value_model,
+    set_critic_learning_rate,
     set_value_scale,
 )
 from .data.validation import validate_prompt_dataset
@@ -572,6 +573,14 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         self._metrics["train"]["loss/value_avg"].append(stats[:, 0].mean().item())
         self._metrics["train"]["val/clipfrac_avg"].append(stats[:, 1].mean().item())
         return self.args.vf_coef * vf_loss / self.current_gradient_accumulation_steps
+
+    def create_optimizer(self, model=None):
+        created = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if created and self.args.critic_learning_rate is not None:
+            inner = self.critic if self.critic is not None else self._value_model.v_head
+            set_critic_learning_rate(optimizer, list(inner.parameters()), self.args.critic_learning_rate)
+        return optimizer
 
     def generate_completions(self, sampling: bool = False) -> list[dict]:
         """TRL 1.12's sample table: near-greedy completions of the eval prompts and their scores (see ``trl112``)."""

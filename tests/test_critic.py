@@ -276,6 +276,29 @@ def test_resume_with_a_critic_matches_an_uninterrupted_run(tiny_models, tok, tmp
     )
 
 
+@pytest.mark.parametrize("critic", ["separate", "trunk"])
+def test_critic_learning_rate(tiny_models, tok, tmp_path, critic):
+    args = make_args(
+        tmp_path,
+        critic_from_reward_model=critic == "separate",
+        critic_learning_rate=1e-4,
+        lr_scheduler_type="constant",
+    )
+    trainer = make_trainer(tiny_models, tok, args)
+    trainer.train()
+    value = trainer.critic if critic == "separate" else trainer._value_model.v_head
+    value_ids = {id(p) for p in value.parameters()}
+    lrs = {}
+    for group in trainer.optimizer.param_groups:
+        kinds = {id(p) in value_ids for p in group["params"]}
+        assert len(kinds) == 1  # no group mixes policy and critic parameters
+        lrs.setdefault(kinds.pop(), set()).add(group["lr"])
+    assert lrs == {True: {1e-4}, False: {1e-2}}
+    assert sum(len(g["params"]) for g in trainer.optimizer.param_groups) == sum(
+        1 for p in trainer.model.parameters() if p.requires_grad
+    )
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # Errors
 # ------------------------------------------------------------------------------------------------------------------
@@ -319,6 +342,7 @@ def test_critics_that_cannot_work_are_refused(tiny_models, tok, tmp_path):
     "overrides,match",
     [
         ({"critic_warmup_steps": -1}, "critic_warmup_steps"),
+        ({"critic_learning_rate": 0.0}, "critic_learning_rate"),
         ({"value_model_path": "x"}, "either `value_model_path` or `critic_from_reward_model`"),
         ({"critic_warmup_steps": 2, "ddp_find_unused_parameters": False}, "ddp_find_unused_parameters=True"),
     ],
