@@ -6,6 +6,8 @@ batch settings (episodes per batch, response length, epochs, reference model):
 - ``grpo``: ``trl.GRPOTrainer`` (the parent class; no value head, group-relative advantages);
 - ``ppo``: ``rlhf_ext.PPOTrainer`` with ``ptx_coef=0``;
 - ``ppo+ptx``: ``rlhf_ext.PPOTrainer`` with ``ptx_coef=1`` and ``--ptx-batch`` pretraining rows per optimizer step;
+- ``ppo+critic``: ``rlhf_ext.PPOTrainer`` with a separate critic (``value_model_path`` = the policy's own folder, a
+  sequence classifier of the same size with a zero-initialised head) instead of the value head on the policy trunk;
 - ``trl112`` (with ``--trl112``): TRL 1.12's own ``PPOTrainer`` in a separate venv (``$TRL112_VENV``, default
   ``<tmp>/rlhf_ext-venv-trl112``, created on first use with ``python -m venv`` and pip: torch 2.13, ``trl==1.12.0``
   and a transformers it accepts).
@@ -15,6 +17,7 @@ episodes/s is reported. Default model: a random Llama (hidden 256, 4 layers) on 
 ``--model smollm2`` uses the offline SmolLM2-135M.
 
     python benchmarks/bench_ppo.py --steps 8 --repeats 3
+    python benchmarks/bench_ppo.py --model smollm2 --configs ppo,ppo+critic --repeats 3   # trunk head vs critic
 """
 
 from __future__ import annotations
@@ -136,6 +139,7 @@ def run_one(name: str, opts) -> dict:
             ptx_coef=1.0 if ptx else 0.0,
             ptx_batch_size=opts.ptx_batch,
             ptx_max_length=opts.ptx_tokens,
+            value_model_path=model_path if name == "ppo+critic" else None,
         )
         ptx_data = Dataset.from_dict({"text": [PTX_TEXT * 4] * 64}) if ptx else None
         trainer = PPOTrainer(
@@ -258,8 +262,10 @@ def main():
     ap.add_argument("--ptx-tokens", type=int, default=64, help="pretraining tokens per row")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 degrades least under contention)")
+    ap.add_argument("--configs", default="grpo,ppo,ppo+ptx,ppo+critic", help="comma-separated configurations to run")
     ap.add_argument("--trl112", action="store_true", help="also run TRL 1.12's PPOTrainer in a separate venv")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "rlhf_ext_bench_ppo"))
+    ap.add_argument("--json", help="also write every run's figures to this JSON file")
     ap.add_argument("--only", help=argparse.SUPPRESS)  # internal: run one configuration and print JSON
     opts = ap.parse_args()
     Path(opts.workdir).mkdir(parents=True, exist_ok=True)
@@ -269,7 +275,10 @@ def main():
         return
 
     build_model(Path(opts.workdir), opts.model)
-    configs = ["grpo", "ppo", "ppo+ptx"]
+    configs = opts.configs.split(",")
+    unknown = set(configs) - {"grpo", "ppo", "ppo+ptx", "ppo+critic"}
+    if unknown:
+        ap.error(f"unknown configurations {sorted(unknown)}")
     results: dict[str, list[dict]] = {c: [] for c in configs}
     forwarded = [a for a in sys.argv[1:] if a != "--trl112"]
     for round_ in range(opts.repeats):
@@ -299,19 +308,27 @@ def main():
         f"model={opts.model} episodes/batch={opts.batch * opts.minibatches} minibatches={opts.minibatches} "
         f"epochs={opts.epochs} response_tokens={opts.tokens} steps={opts.steps} repeats={opts.repeats}"
     )
-    print(f"{'config':10s} {'episodes/s':>11s} {'time vs grpo':>13s} {'peak RSS MB':>12s}")
-    base = statistics.median(r["episodes_per_s"] for r in results["grpo"])
+    baseline = "grpo" if "grpo" in results else configs[0]
+    print(f"{'config':10s} {'episodes/s':>11s} {'time vs ' + baseline:>13s} {'peak RSS MB':>12s}")
+    base = statistics.median(r["episodes_per_s"] for r in results[baseline])
+    eps, rss = {}, {}
     for config, rows in results.items():
-        eps = statistics.median(r["episodes_per_s"] for r in rows)
-        rss = max(r["peak_rss_mb"] for r in rows)
-        print(f"{config:10s} {eps:11.2f} {base / eps - 1:+13.1%} {rss:12.0f}")
-    ppo = statistics.median(r["episodes_per_s"] for r in results["ppo"])
-    ptx = statistics.median(r["episodes_per_s"] for r in results["ppo+ptx"])
-    ptx_tokens = results["ppo+ptx"][0]["ptx_tokens_per_step"]
-    print(
-        f"ptx: +{ptx_tokens} tokens per optimizer step = {ptx_tokens / ppo_tokens:.0%} of the ~{ppo_tokens} "
-        f"policy tokens per step; time overhead of ptx on vs off: {ppo / ptx - 1:+.1%}"
-    )
+        eps[config] = statistics.median(r["episodes_per_s"] for r in rows)
+        rss[config] = max(r["peak_rss_mb"] for r in rows)
+        print(f"{config:10s} {eps[config]:11.2f} {base / eps[config] - 1:+13.1%} {rss[config]:12.0f}")
+    if "ppo" in eps and "ppo+ptx" in eps:
+        ptx_tokens = results["ppo+ptx"][0]["ptx_tokens_per_step"]
+        print(
+            f"ptx: +{ptx_tokens} tokens per optimizer step = {ptx_tokens / ppo_tokens:.0%} of the ~{ppo_tokens} "
+            f"policy tokens per step; time overhead of ptx on vs off: {eps['ppo'] / eps['ppo+ptx'] - 1:+.1%}"
+        )
+    if "ppo" in eps and "ppo+critic" in eps:
+        print(
+            f"separate critic vs trunk head: episodes/s x{eps['ppo+critic'] / eps['ppo']:.2f}, "
+            f"peak RSS x{rss['ppo+critic'] / rss['ppo']:.2f} (+{rss['ppo+critic'] - rss['ppo']:.0f} MB)"
+        )
+    if opts.json:
+        Path(opts.json).write_text(json.dumps({"options": vars(opts), "results": results}, indent=2))
 
 
 if __name__ == "__main__":
