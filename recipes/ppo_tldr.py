@@ -5,8 +5,9 @@
         recipes/ppo_tldr.py --config recipes/configs/ppo_tldr_paper.yaml          # 8 GPUs, Pythia-1B
 
 The moving parts, all in ``rlhf_ext.PPOTrainer``: the policy samples a summary per article; the reward
-model scores it on its EOS token, and a summary without EOS gets ``-missing_eos_penalty`` instead of being
-trusted (Huang et al. 2024, detail 23: -1); every token pays -beta * KL(pi || pi_SFT), with beta fixed
+model scores it on its EOS token; a summary without EOS is not trusted: its score loses ``missing_eos_penalty``
+or becomes ``missing_eos_score`` (Huang et al. 2024, detail 23: -1, on a reward normalised so that the SFT data's
+reference summaries score 0: ``reward_normalization: reference``, as the paper config does); every token pays -beta * KL(pi || pi_SFT), with beta fixed
 (0.05, Huang et al.; Ziegler et al. used 0.03 for TL;DR and 0.01 for CNN/DM) or adaptive (``kl_target``);
 GAE (gamma 1, lambda 0.95) on a value head on the policy trunk; clipped policy and value losses
 (clip 0.2, vf_coef 0.1); 4 PPO epochs per batch. ``--ptx_coef`` adds InstructGPT's pretraining loss on the
@@ -65,6 +66,8 @@ def build_trainer(recipe: SummaryPPOArgs, args: PPOConfig, model_args: ModelConf
     policy, tok = load_policy(
         model_args.model_name_or_path or "outputs/tldr/sft"
     )  # the SFT policy: start and reference
+    # Huang et al. normalise the reward on the SFT data's reference summaries (reward_normalization: reference).
+    reference = data.select_columns(["prompt", "completion"]) if args.reward_normalization == "reference" else None
     trainer = PPOTrainer(
         model=policy,
         reward_funcs=make_labeler("summary") if recipe.reward_model == "labeler" else recipe.reward_model,
@@ -73,6 +76,7 @@ def build_trainer(recipe: SummaryPPOArgs, args: PPOConfig, model_args: ModelConf
         ptx_dataset=ptx,
         processing_class=tok,
         peft_config=get_peft_config(model_args),
+        reward_reference_dataset=reference,
     )
     info = trainer.card_info
     info.dataset_name = recipe.dataset

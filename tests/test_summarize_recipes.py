@@ -187,7 +187,16 @@ def test_huang_et_al_ppo_values_in_the_tldr_paper_config():
         4,
     )
     assert (cfg["cliprange"], cfg["vf_coef"], cfg["temperature"], cfg["max_completion_length"]) == (0.2, 0.1, 0.7, 53)
-    assert cfg["missing_eos_penalty"] == 1.0 and cfg["model_name_or_path"].endswith("sft")
+    assert cfg["model_name_or_path"].endswith("sft")
+    # Huang et al.'s EOS trick: the score of a response without EOS becomes -1 on a reward shifted so that the
+    # reference summaries score 0 on average
+    assert (cfg["missing_eos_score"], cfg["reward_normalization"], cfg["reward_normalization_std"]) == (
+        -1.0,
+        "reference",
+        False,
+    )
+    assert "missing_eos_penalty" not in cfg
+    assert cfg["critic_from_reward_model"] is True  # their critic starts as a copy of the reward model
 
 
 def test_evaluation_paper_configs_parse(recipes):
