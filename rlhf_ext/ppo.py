@@ -4,16 +4,22 @@ TRL deleted its PPOTrainer in 1.13. This module rebuilds PPO as a thin subclass 
 already samples responses, scores them with reward models or functions, runs the reference model, prepares
 everything for accelerate/DeepSpeed, logs, checkpoints and writes model cards. What PPO adds on top:
 
-- a learned value function: a scalar head on the policy trunk (``rlhf_ext.value_head``), stripped on save;
+- a learned value function: a scalar head on the policy trunk (``rlhf_ext.value_head``), stripped on save, or a
+  separate critic (``rlhf_ext.critic``), optionally copied from the reward model and warmed up alone;
 - per-token rewards: ``-beta * KL(pi || pi_ref)`` on every response token (``k1`` or ``k3`` estimator) plus the
-  sequence score on the last response token (the EOS or custom stop token), with ``missing_eos_penalty``
-  subtracted when a response never stops;
+  sequence score on the last response token (the EOS or custom stop token); the score optionally normalised on a
+  reference set and clipped (``rlhf_ext.reward_normalization``), then ``missing_eos_penalty`` subtracted or
+  ``missing_eos_score`` substituted when a response never stops;
 - GAE(gamma, lambda) advantages and returns, optional reward and advantage whitening;
 - PPO's clipped surrogate (per-token ratio) plus a clipped value loss weighted by ``vf_coef``, for
   ``num_ppo_epochs`` passes over minibatches of each batch (reshuffled every epoch);
 - Ziegler et al.'s adaptive KL controller (``kl_target``) or a fixed coefficient, and InstructGPT's pretraining
   mixture (``ptx_coef`` times the language-model loss of one ``ptx_dataset`` batch per optimizer step), both from
   ``rlhf_ext.kl_and_ptx``, which ``RLOOTrainer`` shares.
+
+TRL 1.12's ``PPOTrainer`` arguments and ``PPOConfig`` fields are accepted with their meaning (``rlhf_ext.trl112``);
+reward models score in their training format (``rlhf_ext.reward_scoring``); dropout is off in every model and the
+scoring forwards number left-padded tokens as ``generate()`` did (``rlhf_ext.value_head.add_position_ids``).
 
 The pure loss functions (``gae``, ``whiten``, ``masked_mean``, ``kl_penalty``, ``clipped_policy_loss``,
 ``clipped_value_loss``) live in ``rlhf_ext.losses`` with the library's other losses and are tested against hand
@@ -71,10 +77,16 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
 
     Args are GRPOTrainer's, plus ``ptx_dataset``: a ``datasets.Dataset`` with a ``text`` column of pretraining
     text, required when ``args.ptx_coef > 0``. ``tools``, ``rollout_func`` and ``environment_factory`` are rejected.
+    Keyword-only: TRL 1.12's ``ref_model`` (a model or path), ``reward_model`` (one more reward function),
+    ``value_model`` (the separate critic, a model or path) and ``data_collator``; ``reward_reference_dataset``
+    (``prompt``/``completion`` rows) for ``reward_normalization="reference"``. ``model`` may be None when
+    ``args.sft_model_path`` is set.
 
     Attributes:
         kl_ctl: the :class:`AdaptiveKLController` or :class:`FixedKLController` in use (``kl_ctl.value`` is beta).
         ptx_position: number of pretraining batches drawn so far (checkpointed).
+        critic: the separate critic, or None when the value head sits on the policy trunk.
+        reward_normalizer: the :class:`~rlhf_ext.reward_normalization.RewardNormalizer` (statistics checkpointed).
     """
 
     _tag_names = ["trl", "ppo", "rlhf_ext"]

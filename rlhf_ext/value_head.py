@@ -8,7 +8,9 @@ TRL's fused LM head (``trl.trainer.utils.add_fused_lm_head``) and wraps its forw
   the hidden state at position ``t``, the state in which token ``t + 1`` is chosen.
 - Every other call (generation, the plain forward used for the pretraining loss) is the original forward.
 
-The values travel as a field of the model output, so DDP's unused-parameter search sees them. The head is listed in
+:func:`install_value_forward` is that wrapper with the value source left open (``rlhf_ext.critic`` plugs a separate
+critic into it); :func:`add_position_ids` makes the scoring forwards of a left-padded batch use the positions
+``generate()`` used. The values travel as a field of the model output, so DDP's unused-parameter search sees them. The head is listed in
 ``_keys_to_ignore_on_save``: ``save_pretrained`` writes a plain causal LM that loads in transformers and vLLM.
 Trainers save the head on its own with :func:`save_value_head` (``value_head/value_head.safetensors``, a subfolder so
 that loaders globbing the folder's top-level ``*.safetensors`` never see it) for resuming.
