@@ -174,7 +174,11 @@ def critic_from_reward_model(reward_funcs: list, reward_processing_classes, toke
         critic = copy.deepcopy(reward)
         classes = reward_processing_classes
         classes = classes if isinstance(classes, list) or classes is None else [classes]
-        reward_tokenizer = classes[index] if classes and classes[index] is not None else tokenizer
+        reward_tokenizer = classes[index] if classes and classes[index] is not None else None
+        path = getattr(reward.config, "_name_or_path", "")
+        if reward_tokenizer is None and path:  # GRPO scores it with the tokenizer saved beside it
+            reward_tokenizer = AutoTokenizer.from_pretrained(path)
+        reward_tokenizer = reward_tokenizer or tokenizer
     critic.requires_grad_(True)
     validate_value_model(critic, tokenizer, name="the reward model (critic_from_reward_model)")
     if not _same_vocabulary(reward_tokenizer, tokenizer):

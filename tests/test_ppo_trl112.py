@@ -101,6 +101,16 @@ def test_every_trl112_name_is_a_field_or_documented():
         assert re.search(rf"^\| `{name}`", table, re.M), f"{name} missing from the migration table"
 
 
+def test_docs_attribute_the_trunk_head_to_ziegler_et_al():
+    """lm-human-preferences' policy.py builds the policy with scalar_heads=['value']: Ziegler et al.'s released code
+    has the value head on the policy trunk. The docs once said it trained a separate critic."""
+    text = " ".join(DOCS.read_text().split())
+    trunk = text.split("**a head on the policy trunk**")[1].split("**a separate critic**")[0]
+    assert "Ziegler et al.'s released code does (lm-human-preferences' `policy.py`" in trunk
+    critic = text.split("**a separate critic**")[1].split("What a critic copied")[0]
+    assert "Ziegler" not in critic
+
+
 def test_batch_names_translate_into_grpo_minibatching(tmp_path):
     # TRL 1.12: a batch is 4 x 2 = 8 episodes per device, split into 2 minibatches; 20 episodes -> 3 batches, each
     # trained for 2 epochs x 2 minibatches = 4 optimizer steps.
