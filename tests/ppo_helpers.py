@@ -23,6 +23,21 @@ PTX = Dataset.from_dict(
 )
 
 
+# Resume tests: adaptive KL, ptx and 2 PPO epochs x 2 accumulated minibatches, so one generation feeds 2 optimizer
+# steps and a checkpoint can fall inside a generation cycle.
+RESUME_CONFIG = dict(
+    kl_coef=0.1,
+    kl_target=0.01,
+    kl_horizon=20,
+    ptx_coef=0.5,
+    ptx_batch_size=2,
+    gradient_accumulation_steps=2,
+    num_ppo_epochs=2,
+    learning_rate=1e-2,
+    save_strategy="steps",
+)
+
+
 def constant_reward(completions, **kwargs):
     return [2.0] * len(completions)
 

@@ -5,61 +5,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from datasets import Dataset
+from ppo_helpers import PTX, RESUME_CONFIG, make_trainer
+from ppo_helpers import make_args as ppo_args
 
-from rlhf_ext import PPOConfig, PPOTrainer
-
-PROMPTS = Dataset.from_dict({"prompt": ["The movie was", "A story", "The team won", "Scientists said"] * 4})
-PTX = Dataset.from_dict({"text": ["Once upon a time there was a small village by the sea.", "Good, bad, happy."] * 3})
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture
-def tok(tiny_models):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_models.tokenizer)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_args(tmp_path, **overrides):
-    kwargs = dict(
-        output_dir=str(tmp_path / "out"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        per_device_train_batch_size=4,
-        max_completion_length=6,
-        learning_rate=1e-2,
-        max_steps=1,
-        logging_steps=1,
-        gradient_checkpointing=False,
-        save_strategy="no",
-        num_ppo_epochs=1,
-        disable_tqdm=True,
-        seed=0,
-        kl_coef=0.0,
-        critic_from_reward_model=True,
-    )
-    kwargs.update(overrides)
-    return PPOConfig(**kwargs)
+    """A separate critic copied from the tiny reward model, no KL unless asked, a learning rate that moves weights."""
+    return ppo_args(tmp_path, **{"learning_rate": 1e-2, "kl_coef": 0.0, "critic_from_reward_model": True, **overrides})
 
 
-def make_trainer(tiny_models, tok, args, reward=None, **kwargs):
-    return PPOTrainer(
-        model=str(tiny_models.causal_lm),
-        reward_funcs=reward or str(tiny_models.reward_model),
-        args=args,
-        train_dataset=kwargs.pop("train_dataset", PROMPTS),
-        processing_class=tok,
-        **kwargs,
-    )
+def critic_trainer(tiny_models, tok, args, reward=None, **kwargs):
+    return make_trainer(tiny_models, tok, args, reward=reward or str(tiny_models.reward_model), **kwargs)
 
 
 def snapshot(module) -> dict[str, torch.Tensor]:
@@ -89,7 +47,7 @@ def test_critic_from_reward_model_predicts_the_reward_models_prefix_scores(tiny_
     from rlhf_ext.reward_scoring import score_texts
 
     args = make_args(tmp_path, reward_normalization=normalization)
-    trainer = make_trainer(tiny_models, tok, args)
+    trainer = critic_trainer(tiny_models, tok, args)
     trainer.model.train()
     out = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
 
@@ -137,7 +95,7 @@ def test_warmup_trains_the_critic_alone(tiny_models, tok, tmp_path, critic):
         ptx_coef=1.0,
         ptx_batch_size=2,
     )
-    trainer = make_trainer(tiny_models, tok, args, ptx_dataset=PTX)
+    trainer = critic_trainer(tiny_models, tok, args, ptx_dataset=PTX)
     assert trainer.args.ddp_find_unused_parameters  # DDP must allow parameters without gradients
 
     def value_params():
@@ -183,7 +141,7 @@ def test_critic_is_saved_beside_the_policy_never_inside(tiny_models, tok, tmp_pa
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     args = make_args(tmp_path, max_steps=2, save_strategy="steps", save_steps=2, reward_normalization="initial_policy")
-    trainer = make_trainer(tiny_models, tok, args)
+    trainer = critic_trainer(tiny_models, tok, args)
     trainer.train()
     trainer.save_model(str(tmp_path / "final"))
     ids = torch.tensor([tok("The movie was great")["input_ids"]])
@@ -211,7 +169,7 @@ def test_lora_policy_with_a_critic_and_export(tiny_models, tok, tmp_path):
 
     args = make_args(tmp_path, max_steps=2, kl_coef=0.05)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
-    trainer = make_trainer(tiny_models, tok, args, peft_config=lora)
+    trainer = critic_trainer(tiny_models, tok, args, peft_config=lora)
     assert trainer.ref_model is None  # the reference is the base model with the adapter off
     trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
     assert all("lora_" in n or ".value_model." in n for n in trainable)
@@ -229,21 +187,11 @@ def test_lora_policy_with_a_critic_and_export(tiny_models, tok, tmp_path):
 
 
 def _resume_trainer(tiny_models, tok, folder, **overrides):
-    """Critic copied from the reward model, normalised rewards, one warm-up step, adaptive KL, ptx, 2 PPO epochs x 2
-    accumulated minibatches (one generation feeds 2 optimizer steps)."""
-    common = dict(
-        kl_coef=0.1,
-        kl_target=0.01,
-        kl_horizon=20,
-        ptx_coef=0.5,
-        ptx_batch_size=2,
-        gradient_accumulation_steps=2,
-        num_ppo_epochs=2,
-        critic_warmup_steps=1,
-        reward_normalization="initial_policy",
-        save_strategy="steps",
-    )
-    return make_trainer(tiny_models, tok, make_args(folder, **(common | overrides)), ptx_dataset=PTX)
+    """test_ppo.py's resume setting (adaptive KL, ptx, one generation feeding 2 optimizer steps) with a critic copied
+    from the reward model, normalised rewards and one warm-up step."""
+    critic = dict(critic_warmup_steps=1, reward_normalization="initial_policy")
+    args = make_args(folder, **(RESUME_CONFIG | critic | overrides))
+    return critic_trainer(tiny_models, tok, args, ptx_dataset=PTX)
 
 
 def test_resume_with_a_critic_matches_an_uninterrupted_run(tiny_models, tok, tmp_path):
@@ -284,7 +232,7 @@ def test_critic_learning_rate(tiny_models, tok, tmp_path, critic):
         critic_learning_rate=1e-4,
         lr_scheduler_type="constant",
     )
-    trainer = make_trainer(tiny_models, tok, args)
+    trainer = critic_trainer(tiny_models, tok, args)
     trainer.train()
     value = trainer.critic if critic == "separate" else trainer._value_model.v_head
     value_ids = {id(p) for p in value.parameters()}
@@ -312,7 +260,7 @@ def test_critics_that_cannot_work_are_refused(tiny_models, tok, tmp_path):
     bert = build_tiny_bert_reward_model(tmp_path / "bert")
     no_critic = dict(critic_from_reward_model=False)
     with pytest.raises(ValueError, match="decoder .* encoder"):  # a BERT critic would see the tokens after t
-        make_trainer(tiny_models, tok, make_args(tmp_path, **no_critic, value_model_path=str(bert)))
+        critic_trainer(tiny_models, tok, make_args(tmp_path, **no_critic, value_model_path=str(bert)))
     with pytest.raises(ValueError, match="decoder .* encoder"):
         make_trainer(
             tiny_models,
@@ -330,12 +278,14 @@ def test_critics_that_cannot_work_are_refused(tiny_models, tok, tmp_path):
             reward_processing_classes=AutoTokenizer.from_pretrained(bert),
         )
     with pytest.raises(ValueError, match="exactly one reward model"):
-        make_trainer(tiny_models, tok, make_args(tmp_path), reward=lambda completions, **kw: [0.0] * len(completions))
+        critic_trainer(
+            tiny_models, tok, make_args(tmp_path), reward=lambda completions, **kw: [0.0] * len(completions)
+        )
     with pytest.raises(ValueError, match="Pass the critic once"):
-        make_trainer(tiny_models, tok, make_args(tmp_path), value_model=str(tiny_models.reward_model))
+        critic_trainer(tiny_models, tok, make_args(tmp_path), value_model=str(tiny_models.reward_model))
     policy = torch.nn.Linear(2, 2)  # an optimizer over other parameters than the critic's
     with pytest.raises(ValueError, match="does not hold the critic's parameters"):
-        make_trainer(tiny_models, tok, make_args(tmp_path), optimizers=(torch.optim.SGD(policy.parameters()), None))
+        critic_trainer(tiny_models, tok, make_args(tmp_path), optimizers=(torch.optim.SGD(policy.parameters()), None))
 
 
 @pytest.mark.parametrize(

@@ -179,16 +179,11 @@ def test_ppo_critic_ddp_matches_one_process_and_warmup_freezes_the_policy(two_pr
     _assert_same_weights(reference["weights"], rank0["weights"])
 
 
-@pytest.mark.parametrize("stage", ["zero2", "zero3"])
-def test_ppo_critic_deepspeed_matches_one_process(tiny_models, tmp_path, stage):
-    """The separate critic (copied from the reward model, normalised rewards; no ptx, which DeepSpeed does not
-    support yet) under ZeRO-2 / ZeRO-3 on 2 CPU processes: same metrics and weights, the critic's included, as one
-    process. ZeRO-2 also runs a critic warm-up step, during which the policy must not move (DeepSpeed gives it zero
-    gradients; see the worker for why that run is not compared with one process)."""
+def _run_deepspeed(tiny_models, tmp_path, stage: str, *cases: str) -> Path:
+    """The worker's ``cases`` in one launch with recipes/accelerate_configs/deepspeed_<stage>.yaml, overridden to 2
+    CPU processes and fp32; returns the output folder (skips without deepspeed)."""
     pytest.importorskip("deepspeed")
-    config = CPU_2PROC_CONFIG.parent / f"deepspeed_{stage}.yaml"
     out = tmp_path / stage
-    cases = ["ppo_critic_noptx"] + (["ppo_critic_warmup_noptx"] if stage == "zero2" else [])
     run_distributed(
         Path(worker.__file__),
         tiny_models.tokenizer,
@@ -196,8 +191,20 @@ def test_ppo_critic_deepspeed_matches_one_process(tiny_models, tmp_path, stage):
         tiny_models.reward_model,
         out,
         ",".join(cases),
-        config_file=config,
+        config_file=CPU_2PROC_CONFIG.parent / f"deepspeed_{stage}.yaml",
         launch_args=("--num_processes", "2", "--mixed_precision", "no"),
+    )
+    return out
+
+
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_ppo_critic_deepspeed_matches_one_process(tiny_models, tmp_path, stage):
+    """The separate critic (copied from the reward model, normalised rewards; no ptx, which DeepSpeed does not
+    support yet) under ZeRO-2 / ZeRO-3 on 2 CPU processes: same metrics and weights, the critic's included, as one
+    process. ZeRO-2 also runs a critic warm-up step, during which the policy must not move (DeepSpeed gives it zero
+    gradients; see the worker for why that run is not compared with one process)."""
+    out = _run_deepspeed(
+        tiny_models, tmp_path, stage, "ppo_critic_noptx", *(["ppo_critic_warmup_noptx"] * (stage == "zero2"))
     )
     rank0, rank1 = (worker.load(out / f"ppo_critic_noptx-rank{rank}") for rank in (0, 1))
     assert rank0["distributed_type"] == rank1["distributed_type"] == "DEEPSPEED"
@@ -219,19 +226,7 @@ def test_ranked_reward_deepspeed_matches_one_process(tiny_models, tmp_path, stag
     2 CPU processes, launched with recipes/accelerate_configs/deepspeed_<stage>.yaml overridden to 2 processes and
     fp32: same metrics and weights as one process, within the DDP tolerance. Needs deepspeed (the `deepspeed` extra),
     whose first run on a machine JIT-builds a C++ op (measured 30-65 s; cached in ~/.cache/torch_extensions)."""
-    pytest.importorskip("deepspeed")
-    config = CPU_2PROC_CONFIG.parent / f"deepspeed_{stage}.yaml"
-    out = tmp_path / stage
-    run_distributed(
-        Path(worker.__file__),
-        tiny_models.tokenizer,
-        tiny_models.causal_lm,
-        tiny_models.reward_model,
-        out,
-        "ranked_pair",
-        config_file=config,
-        launch_args=("--num_processes", "2", "--mixed_precision", "no"),
-    )
+    out = _run_deepspeed(tiny_models, tmp_path, stage, "ranked_pair")
     rank0, rank1 = (worker.load(out / f"ranked_pair-rank{rank}") for rank in (0, 1))
     assert rank0["distributed_type"] == rank1["distributed_type"] == "DEEPSPEED"
     reference = _one_process("ranked_pair", tiny_models, tmp_path)

@@ -10,7 +10,7 @@ import os
 import pytest
 import torch
 from datasets import Dataset
-from ppo_helpers import PROMPTS, PTX, make_args, make_trainer, rollout
+from ppo_helpers import PROMPTS, PTX, RESUME_CONFIG, make_args, make_trainer, rollout
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -102,18 +102,7 @@ def _resume_trainer(tiny_models, tok, folder, **overrides):
     def low_half_fraction(completion_ids, **kwargs):  # depends on the sampled tokens, so on the generation RNG
         return [sum(t < half for t in ids) / max(1, len(ids)) for ids in completion_ids]
 
-    common = dict(
-        kl_coef=0.1,
-        kl_target=0.01,
-        kl_horizon=20,
-        ptx_coef=0.5,
-        ptx_batch_size=2,
-        gradient_accumulation_steps=2,
-        num_ppo_epochs=2,
-        learning_rate=1e-2,
-        save_strategy="steps",
-    )
-    args = make_args(folder, **(common | overrides))
+    args = make_args(folder, **(RESUME_CONFIG | overrides))
     return make_trainer(tiny_models, tok, args, reward=low_half_fraction, ptx_dataset=PTX)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset, DatasetDict
+from ppo_helpers import make_args
 
 from rlhf_ext import PPOConfig, PPOTrainer
 
@@ -32,43 +33,15 @@ TRL112_ARGUMENTS = (
 ).split()
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture
-def tok(tiny_models):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_models.tokenizer)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def args_for(tmp_path, **overrides):
-    kwargs = dict(
-        output_dir=str(tmp_path / "out"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        per_device_train_batch_size=4,
-        max_completion_length=6,
-        learning_rate=1e-3,
-        max_steps=1,
-        logging_steps=1,
-        gradient_checkpointing=False,
-        save_strategy="no",
-        num_ppo_epochs=1,
-        disable_tqdm=True,
-        seed=0,
-        num_sample_generations=0,
-    )
-    kwargs.update(overrides)
+    """The shared tiny PPO config, without sample tables; ``response_length`` replaces ``max_completion_length``."""
+    kwargs = {"num_sample_generations": 0, **overrides}
     if "response_length" in overrides and "max_completion_length" not in overrides:
-        del kwargs["max_completion_length"]
-    return PPOConfig(**kwargs)
+        kwargs["max_completion_length"] = PPOConfig.__dataclass_fields__["max_completion_length"].default
+    return make_args(tmp_path, **kwargs)
 
 
 def reward_len(completion_ids, **kwargs):
@@ -320,7 +293,7 @@ def test_prompt_dataset_errors(tiny_models, tok, tmp_path):
     common = dict(model=str(tiny_models.causal_lm), reward_funcs=reward_len, args=args_for(tmp_path))
     with pytest.raises(ValueError, match="row 1: `input_ids` must be a non-empty list"):
         PPOTrainer(**common, train_dataset=Dataset.from_dict({"input_ids": [[5, 6], []]}), processing_class=tok)
-    with pytest.raises(ValueError, match="`prompt` column .* or pre-tokenized `input_ids`"):
+    with pytest.raises(ValueError, match="train_dataset must have a 'prompt' column"):  # nor input_ids
         PPOTrainer(**common, train_dataset=Dataset.from_dict({"query": TEXTS}), processing_class=tok)
 
 

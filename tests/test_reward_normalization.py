@@ -3,77 +3,21 @@ reference set, statistics are checkpointed, clipping, and the two named missing-
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from datasets import Dataset
+from ppo_helpers import PROMPTS, constant_reward, make_args, make_trainer, rollout
 
-from rlhf_ext import PPOConfig, PPOTrainer
+from rlhf_ext import PPOTrainer
 from rlhf_ext.reward_normalization import RewardNormalizer, clip_scores
 
-PROMPTS = Dataset.from_dict({"prompt": ["The movie was", "A story", "The team won", "Scientists said"] * 4})
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REFERENCE = Dataset.from_dict(
     {
         "prompt": ["The movie was", "A story", "The team won", "Scientists said", "Once upon a time"],
         "completion": [" wonderful.", " about a village.", " the final.", " it would rain.", " there was a sea."],
     }
 )
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture
-def tok(tiny_models):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_models.tokenizer)
-
-
-def make_args(tmp_path, **overrides):
-    kwargs = dict(
-        output_dir=str(tmp_path / "out"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        per_device_train_batch_size=4,
-        max_completion_length=6,
-        learning_rate=1e-3,
-        max_steps=1,
-        logging_steps=1,
-        gradient_checkpointing=False,
-        save_strategy="no",
-        num_ppo_epochs=1,
-        disable_tqdm=True,
-        kl_coef=0.0,
-    )
-    kwargs.update(overrides)
-    return PPOConfig(**kwargs)
-
-
-def constant_reward(completions, **kwargs):
-    return [2.0] * len(completions)
-
-
-def rollout(trainer, completions):
-    """One generation batch whose completions are ``completions`` (token-id lists) instead of sampled ones."""
-    original = trainer._generate
-
-    def fixed(prompts):
-        result = list(original(prompts))
-        result[1] = [list(c) for c in completions[: len(result[1])]]
-        result[3] = trainer.processing_class.batch_decode(result[1], skip_special_tokens=True)
-        return tuple(result)
-
-    trainer._generate = fixed
-    trainer.model.train()
-    return trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
 
 
 def test_normalizer_by_hand():
@@ -103,14 +47,9 @@ def test_reference_normalisation_gives_its_reference_set_mean_zero(tiny_models, 
 
     from rlhf_ext.reward_scoring import score_texts
 
-    args = make_args(tmp_path, reward_normalization="reference", local_rollout_forward_batch_size=2)
-    trainer = PPOTrainer(
-        model=str(tiny_models.causal_lm),
-        reward_funcs=str(tiny_models.reward_model),
-        args=args,
-        train_dataset=PROMPTS,
-        processing_class=tok,
-        reward_reference_dataset=REFERENCE,
+    args = make_args(tmp_path, kl_coef=0.0, reward_normalization="reference", local_rollout_forward_batch_size=2)
+    trainer = make_trainer(
+        tiny_models, tok, args, reward=str(tiny_models.reward_model), reward_reference_dataset=REFERENCE
     )
     out = rollout(trainer, [[10, 11, tok.eos_token_id]] * 4)
     rm = AutoModelForSequenceClassification.from_pretrained(tiny_models.reward_model).eval()
@@ -129,33 +68,24 @@ def test_reference_normalisation_gives_its_reference_set_mean_zero(tiny_models, 
 def test_initial_policy_normalisation_is_checkpointed(tiny_models, tok, tmp_path):
     """'initial_policy': the first batch of episodes is the reference set (its normalised scores average 0); the
     statistics are saved with each checkpoint and come back on resume instead of being refit."""
+    from rlhf_ext.checkpoints import read_checkpoint_state
+
     args = make_args(tmp_path, reward_normalization="initial_policy", max_steps=2, save_strategy="steps", save_steps=1)
-    trainer = PPOTrainer(
-        model=str(tiny_models.causal_lm),
-        reward_funcs=str(tiny_models.reward_model),
-        args=args,
-        train_dataset=PROMPTS,
-        processing_class=tok,
-    )
+    trainer = make_trainer(tiny_models, tok, args, reward=str(tiny_models.reward_model))
     trainer.train()
     rows = [r for r in trainer.state.log_history if "objective/scores" in r]
     assert rows[0]["objective/scores"] == pytest.approx(0.0, abs=1e-5)  # float32 scores
     assert rows[0]["objective/raw_scores"] == pytest.approx(trainer.reward_normalizer.mean, abs=1e-6)
-    state = json.loads((tmp_path / "out" / "checkpoint-1" / "ppo_state.json").read_text())
-    assert state["reward_normalizer"] == trainer.reward_normalizer.state_dict()
+    state = read_checkpoint_state(tmp_path / "out" / "checkpoint-1", "reward_normalization")
+    assert state == trainer.reward_normalizer.state_dict()
 
-    resumed = PPOTrainer(
-        model=str(tiny_models.causal_lm),
-        reward_funcs=str(tiny_models.reward_model),
-        args=make_args(tmp_path, reward_normalization="initial_policy", max_steps=2),
-        train_dataset=PROMPTS,
-        processing_class=tok,
-    )
+    args = make_args(tmp_path, kl_coef=0.0, reward_normalization="initial_policy", max_steps=2)
+    resumed = make_trainer(tiny_models, tok, args, reward=str(tiny_models.reward_model))
     fit = resumed.reward_normalizer.fit
     resumed.reward_normalizer.fit = lambda scores: pytest.fail("refit after resume")
     resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-1"))
     resumed.reward_normalizer.fit = fit
-    assert resumed.reward_normalizer.state_dict() == state["reward_normalizer"]
+    assert resumed.reward_normalizer.state_dict() == state
 
 
 def test_missing_eos_subtract_or_replace_and_clip(tiny_models, tok, tmp_path):
@@ -171,13 +101,7 @@ def test_missing_eos_subtract_or_replace_and_clip(tiny_models, tok, tmp_path):
         ({"missing_eos_score": -1.0, "reward_normalization": "initial_policy"}, [0.0, -1.0, 0.0, -1.0]),
     ]
     for overrides, expected in cases:
-        trainer = PPOTrainer(
-            model=str(tiny_models.causal_lm),
-            reward_funcs=constant_reward,
-            args=make_args(tmp_path, **overrides),
-            train_dataset=PROMPTS,
-            processing_class=tok,
-        )
+        trainer = make_trainer(tiny_models, tok, make_args(tmp_path, kl_coef=0.0, **overrides))
         out = rollout(trainer, completions)
         assert out["scores"].tolist() == expected, overrides
         last = out["completion_mask"].sum(1) - 1
@@ -194,12 +118,12 @@ def test_missing_eos_subtract_or_replace_and_clip(tiny_models, tok, tmp_path):
 )
 def test_config_errors(tmp_path, overrides, match):
     with pytest.raises(ValueError, match=match):
-        make_args(tmp_path, **overrides)
+        make_args(tmp_path, kl_coef=0.0, **overrides)
 
 
 def test_reference_normalisation_needs_its_dataset(tiny_models, tok, tmp_path):
     common = dict(model=str(tiny_models.causal_lm), reward_funcs=constant_reward, train_dataset=PROMPTS)
-    args = make_args(tmp_path, reward_normalization="reference")
+    args = make_args(tmp_path, kl_coef=0.0, reward_normalization="reference")
     with pytest.raises(ValueError, match="reward_reference_dataset"):
         PPOTrainer(**common, args=args, processing_class=tok)
     with pytest.raises(ValueError, match="`prompt` and `completion` columns"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from datasets import Dataset
+from tiny_args import CPU
 
 from rlhf_ext.reward_scoring import reward_input_ids, score_texts
 
@@ -14,12 +15,7 @@ PROMPTS = ["The movie was", "Scientists said the storm", "A story"]
 COMPLETIONS = [" wonderful and warm.", " would reach the coast by the weekend", " about a small village"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +40,7 @@ def _training_path_scores(path, tmp_path) -> list[float]:
 
     model, tok = _rm_and_tokenizer(path)
     rows = [{"prompt": p, "completions": [c, c + " Indeed"], "ranks": [0, 1]} for p, c in zip(PROMPTS, COMPLETIONS)]
-    args = RankedRewardConfig(
-        output_dir=str(tmp_path / "rm"), use_cpu=True, bf16=False, report_to="none", max_length=128, disable_tqdm=True
-    )
+    args = RankedRewardConfig(output_dir=str(tmp_path / "rm"), **CPU, max_length=128)
     trainer = RankedRewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
     captured = []
     handle = trainer.model.register_forward_hook(lambda module, inputs, output: captured.append(output.logits))
@@ -66,8 +60,8 @@ def _ppo_path_scores(path, tiny_models, tmp_path) -> list[float]:
     policy_tok = AutoTokenizer.from_pretrained(tiny_models.tokenizer)
     model, tok = _rm_and_tokenizer(path)
     args = PPOConfig(
-        output_dir=str(tmp_path / "ppo"), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=3,
-        max_completion_length=4, kl_coef=0.0, gradient_checkpointing=False,
+        output_dir=str(tmp_path / "ppo"), **CPU, per_device_train_batch_size=3, max_completion_length=4, kl_coef=0.0,
+        gradient_checkpointing=False,
     )  # fmt: skip
     trainer = PPOTrainer(
         model=str(tiny_models.causal_lm),

@@ -42,6 +42,14 @@ def _without_labels(config) -> dict:
     return {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
 
 
+def _save(paths: TinyModels, tokenizer, lm, rm) -> None:
+    """The tokenizer alone, and each model with a copy of it (so every folder loads on its own)."""
+    tokenizer.save_pretrained(paths.tokenizer)
+    for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
+        model.save_pretrained(path, safe_serialization=True)
+        tokenizer.save_pretrained(path)
+
+
 def build_tokenizer(vocab_size: int = 384):
     """A byte-level BPE tokenizer with <|im_start|>/<|im_end|> (EOS) and <pad>, and a chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -101,10 +109,7 @@ def build_tiny_models(folder: str | Path, hidden_size: int = 32, num_layers: int
     rm_config = LlamaConfig(**_without_labels(config), num_labels=1)
     rm = LlamaForSequenceClassification(rm_config)
 
-    tokenizer.save_pretrained(paths.tokenizer)
-    for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
-        model.save_pretrained(path, safe_serialization=True)
-        tokenizer.save_pretrained(path)
+    _save(paths, tokenizer, lm, rm)
     return paths
 
 
@@ -136,10 +141,7 @@ def build_tiny_gpt_neox(folder: str | Path, hidden_size: int = 32, num_layers: i
     lm = GPTNeoXForCausalLM(config)
     torch.manual_seed(seed + 1)
     rm = GPTNeoXForSequenceClassification(GPTNeoXConfig(**_without_labels(config), num_labels=1))
-    tokenizer.save_pretrained(paths.tokenizer)
-    for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
-        model.save_pretrained(path, safe_serialization=True)
-        tokenizer.save_pretrained(path)
+    _save(paths, tokenizer, lm, rm)
     return paths
 
 
@@ -233,10 +235,7 @@ def build_tiny_gpt2(folder: str | Path, hidden_size: int = 32, dropout: float = 
     lm.generation_config.eos_token_id = tokenizer.eos_token_id
     torch.manual_seed(seed + 1)
     rm = GPT2ForSequenceClassification(GPT2Config(**_without_labels(config), num_labels=1))
-    tokenizer.save_pretrained(paths.tokenizer)
-    for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
-        model.save_pretrained(path, safe_serialization=True)
-        tokenizer.save_pretrained(path)
+    _save(paths, tokenizer, lm, rm)
     return paths
 
 
@@ -270,8 +269,5 @@ def build_pythia_like_standins(folder: str | Path, hidden_size: int = 32, seed: 
     lm.generation_config.eos_token_id = tokenizer.eos_token_id
     torch.manual_seed(seed + 1)
     rm = LlamaForSequenceClassification(LlamaConfig(**_without_labels(config), num_labels=1))
-    tokenizer.save_pretrained(paths.tokenizer)
-    for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
-        model.save_pretrained(path, safe_serialization=True)
-        tokenizer.save_pretrained(path)
+    _save(paths, tokenizer, lm, rm)
     return paths
