@@ -1,7 +1,7 @@
 """TRL <= 1.12 users switch by changing the import: every PPOConfig field and PPOTrainer argument of TRL 1.12 maps or
 raises as docs/ppo.md's migration table says, the call shapes of TRL 1.12's examples/scripts/ppo/ppo.py and
-ppo_tldr.py train on tiny local stand-ins, and the deviations from TRL 1.12 found by reading it beside ours are fixed
-(dropout off by default, position ids in the scoring forwards)."""
+ppo_tldr.py train on tiny local stand-ins, and dropout is off by default (a deviation from TRL 1.12 and Huang et al.;
+the position ids of the scoring forwards are tested in test_value_head.py)."""
 
 from __future__ import annotations
 
@@ -463,7 +463,7 @@ def test_trl112_ppo_tldr_py_call_shape(standins, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Deviations from TRL 1.12 and Huang et al.: dropout, position ids
+# Deviations from TRL 1.12 and Huang et al.: dropout (position ids: test_value_head.py)
 # ------------------------------------------------------------------------------------------------------------------
 
 
@@ -496,40 +496,3 @@ def test_dropout_is_off_in_policy_reference_reward_and_value_models(tiny_gpt2, t
     ids = torch.tensor([tok("The movie was great")["input_ids"]])
     with torch.no_grad():
         assert torch.equal(trainer.model(input_ids=ids).logits, trainer.model(input_ids=ids).logits)
-
-
-@pytest.mark.parametrize("critic", ["trunk", "separate"])
-def test_left_padded_scoring_matches_the_sampler_for_absolute_positions(tiny_gpt2, tok, tmp_path, critic):
-    """GPT-2 numbers positions 0, 1, ... unless told otherwise; generate() numbers a left-padded row from its first
-    real token. The rollout's old log-probs, reference log-probs (KL 0 against a copy) and values of left-padded rows
-    must equal those of each row scored alone, unpadded (the positions the sampler used)."""
-    extra = {"value_model_path": str(tiny_gpt2.reward_model)} if critic == "separate" else {}
-    prompts = ["Hi", "The council voted on Tuesday to approve", "A story", "Scientists said the storm would"]
-    trainer = PPOTrainer(
-        model=str(tiny_gpt2.causal_lm),
-        reward_funcs=reward_len,
-        args=args_for(tmp_path, kl_coef=0.1, temperature=0.7, **extra),
-        train_dataset=Dataset.from_dict({"prompt": prompts}),
-        processing_class=tok,
-    )
-    if critic == "trunk":
-        torch.manual_seed(0)
-        torch.nn.init.normal_(trainer._value_model.v_head.weight)  # a zero head would hide misplaced values
-    trainer.model.train()
-    out = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
-    prompt_mask, mask = out["prompt_mask"], out["completion_mask"]
-    assert len(set(prompt_mask.sum(1).tolist())) > 1  # rows really are left-padded by different amounts
-    model = trainer._value_model
-    for row in range(prompt_mask.size(0)):
-        p = out["prompt_ids"][row][prompt_mask[row].bool()]
-        n = int(mask[row].sum())
-        c = out["completion_ids"][row][:n]
-        ids = torch.cat([p, c]).unsqueeze(0)
-        labels = ids.clone()
-        labels[:, : len(p)] = -100
-        with torch.no_grad():  # alone: no padding, positions 0.. as generate() used them
-            alone = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels, fused_lm_head=True,
-                          return_values=True)  # fmt: skip
-        assert torch.allclose(out["old_per_token_logps"][row, :n], alone.log_probs[0, -n:], atol=1e-5)
-        assert torch.allclose(out["old_values"][row, :n], alone.value_preds[0, -n:], atol=1e-5)
-        assert out["kl"][row, :n].abs().max() < 1e-5  # the reference (a copy) is scored at the same positions
