@@ -33,10 +33,14 @@ negative logps). The batch loss is the mean over prompts. What differs from TRL'
   decoder-only model (one forward over a flat batch of prompt + completion sequences) and raise ``ValueError``.
 - ``eval_dataset`` may be a ``Dataset``, a ``DatasetDict`` or a plain dict of datasets (metrics ``eval_<name>_*``);
   streaming ``IterableDataset``s are refused with ``ValueError``, since TRL's ORPO preprocessing needs map-style data.
+- **Shared prompts** (``shared_prompt``, default on): the tokens the K completions of a row share are encoded
+  once, the completions packed after them into one row (:mod:`rlhf_ext.shared_prompt`); log-probabilities, loss and
+  gradients are those of one row per completion. ``logits/chosen``/``logits/rejected`` then average each sequence's
+  own positions instead of the batch's padded width (equal when no row is padded).
 
 Logged metrics (train and ``eval_``) are TRL's: ``rewards/chosen``, ``rewards/rejected`` (``beta * logp``),
 ``rewards/accuracies``, ``rewards/margins``, ``logps/chosen``, ``logps/rejected``, ``logits/chosen``,
-``logits/rejected`` (mean logit over the sequence positions, padding included, as TRL), ``nll_loss``,
+``logits/rejected`` (mean logit over the sequence positions, padding included, as TRL; see shared prompts above), ``nll_loss``,
 ``log_odds_ratio`` (mean ``log sigmoid`` of the log-odds difference) and ``log_odds_chosen`` (mean log-odds
 difference). On ranked rows the pair metrics are averaged like the loss: over the pairs of a prompt, then over
 prompts; "chosen"/"rejected" are each pair's winner/loser. Plus ``num_masked_rows`` and ``num_pairs``.
@@ -69,6 +73,7 @@ from rlhf_ext.data.ranking import ranked_pairs
 from rlhf_ext.data.validation import validate_ranked_dataset
 from rlhf_ext.losses import log_odds, odds_ratio_loss
 from rlhf_ext.nonfinite import check_finite
+from rlhf_ext.shared_prompt import SharedPrompt, pack
 
 SFT_TARGETS = ("prompt_and_completion", "completion")
 # Token columns of a processed ranked row (K lists each); a processed pair has TRL's chosen_*/rejected_* instead.
@@ -113,6 +118,18 @@ class ORPOConfig(_TRLORPOConfig):
         },
     )
 
+    shared_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Encode the shared prompt of a ranked row once: its K completions are packed after it into one "
+            "sequence with a block attention mask and restarted position ids, K(P + C) -> P + KC tokens, with the "
+            "same log-probabilities, loss and gradients (logits/chosen and logits/rejected then average each "
+            "sequence's own positions, not the batch's padding). Used for batches where it saves work, on causal "
+            "LMs with sdpa or eager attention and no router auxiliary loss; other models fall back with one logged "
+            "warning saying why. False: every completion runs in its own row with its prompt, exactly as TRL."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
         if self.sft_target not in SFT_TARGETS:
@@ -131,20 +148,25 @@ class DataCollatorForRankedORPO:
     ``input_ids``/``attention_mask``/``labels`` of shape (sum K, L), ``prompt_index`` and ``ranks`` (sum K,),
     ``pair_winner``/``pair_loser``/``pair_prompt`` (P,) (flat sequence indices), ``prompt_input_ids``/
     ``prompt_attention_mask`` left-padded when present (for ``generate_during_eval``) and ``prompt`` strings when
-    present.
+    present. With ``shared_prompt``, also the packed layout of ``rlhf_ext.shared_prompt.pack`` (one row per prompt)
+    for batches where it costs less.
     """
 
     pad_token_id: int | None = None
+    shared_prompt: bool = True
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if self.pad_token_id is None:
             raise ValueError("DataCollatorForRankedORPO needs a pad_token_id.")
         input_ids, attention_mask, labels, ranks, prompt_index = [], [], [], [], []
         winners, losers, pair_prompt = [], [], []
+        groups, packable = [], self.shared_prompt  # token lists per row, for shared-prompt packing
         for b, example in enumerate(examples):
             offset = len(input_ids)
             sequences, row_ranks = _sequences_and_ranks(example)
+            groups.append([list(ids) for ids, _, _ in sequences])
             for ids, mask, lab in sequences:
+                packable = packable and all(mask)
                 input_ids.append(torch.tensor(ids, dtype=torch.long))
                 attention_mask.append(torch.tensor(mask, dtype=torch.long))
                 labels.append(torch.tensor(lab, dtype=torch.long))
@@ -170,6 +192,8 @@ class DataCollatorForRankedORPO:
             batch["prompt_attention_mask"] = pad([torch.ones_like(p) for p in prompts], 0, "left")
         if "prompt" in examples[0]:
             batch["prompt"] = [e["prompt"] for e in examples]
+        if packable:
+            batch.update(pack(groups, self.pad_token_id, batch["input_ids"].shape[1]) or {})
         return batch
 
 
@@ -260,7 +284,9 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
             if is_encoder_decoder:  # pairs only: the parent's collator and forward pass
                 data_collator = DPODataCollatorWithPadding(pad_token_id=pad_id, is_encoder_decoder=True)
             else:
-                data_collator = DataCollatorForRankedORPO(pad_token_id=pad_id)
+                data_collator = DataCollatorForRankedORPO(
+                    pad_token_id=pad_id, shared_prompt=getattr(args, "shared_prompt", True)
+                )
         self._num_masked_rows = {"train": 0, "eval": 0}
         super().__init__(
             model=model,
@@ -278,6 +304,7 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
         )
         # Our collator is the ranked counterpart of TRL's DPO collator: prediction_step need not warn.
         self.use_dpo_data_collator = own_collator or self.use_dpo_data_collator
+        self._shared_prompt = SharedPrompt(getattr(args, "shared_prompt", True), kind="causal_lm")
 
     # ----------------------------------------------------------------------------------------------------------
     # Data
@@ -381,11 +408,17 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
         if self.is_encoder_decoder:
             return self._encoder_decoder_loss_metrics(model, batch, train_eval)
         model_kwargs = {"output_router_logits": True} if self.aux_loss_enabled else {}
+        batch = dict(batch)
         input_ids, attention_mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
-        outputs = model(input_ids, attention_mask=attention_mask, use_cache=False, **model_kwargs)
-        logits = outputs.logits[:, :-1, :]
-        targets = input_ids[:, 1:]
-        token_logps = selective_log_softmax(logits, targets)  # (N, T-1): log p(token t+1 | <= t)
+        no_sharing = "the router auxiliary loss depends on the token layout" if self.aux_loss_enabled else None
+        shared = self._shared_prompt.take(model, batch, extra_reason=no_sharing)
+        if shared is not None:  # each prompt encoded once (rlhf_ext.shared_prompt)
+            token_logps, mean_logits = self._shared_prompt.token_logps(model, input_ids, shared)
+        else:
+            outputs = model(input_ids, attention_mask=attention_mask, use_cache=False, **model_kwargs)
+            logits = outputs.logits[:, :-1, :]
+            token_logps = selective_log_softmax(logits, input_ids[:, 1:])  # (N, T-1): log p(token t+1 | <= t)
+            mean_logits = logits.detach().mean(dim=(1, 2))  # TRL's logits/*: every position, padding included
 
         completion_mask = labels[:, 1:] != -100
         num_completion_tokens = completion_mask.sum(-1)
@@ -416,7 +449,6 @@ class ORPOTrainer(TrainerMixin, _TRLORPOTrainer):
         with torch.no_grad():
             chosen_logps, rejected_logps = chosen_logps.detach(), rejected_logps.detach()
             margin = log_odds(chosen_logps, eps) - log_odds(rejected_logps, eps)
-            mean_logits = logits.detach().mean(dim=(1, 2))  # TRL's logits/*: every position, padding included
             metrics = self._metrics_for(
                 train_eval,
                 chosen_logps,

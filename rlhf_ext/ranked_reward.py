@@ -10,6 +10,10 @@ TRL preference rows (``chosen``/``rejected``, explicit or implicit prompt, text 
 both weightings equal ``trl.RewardTrainer``'s loss and metrics. The processed datasets (``trainer.train_dataset``,
 ``trainer.eval_dataset``) keep TRL's columns for pairs (``chosen_ids``/``rejected_ids``, next to ``ranks=[0, 1]``)
 and hold ``completions_ids``/``ranks`` for ranked lists.
+
+With ``shared_prompt`` (the default), the tokens the K completions of a prompt share are encoded once: the K
+completions are packed after them into one row (:mod:`rlhf_ext.shared_prompt`), with the same rewards, loss and
+gradients as one row per completion.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset, IterableDataset
 from transformers.data.data_collator import DataCollatorMixin
+from transformers.modeling_outputs import SequenceClassifierOutput
 from trl import RewardConfig, RewardTrainer
 from trl.data_utils import get_dataset_column_names, is_conversational
 from trl.trainer.utils import pad
@@ -36,6 +41,7 @@ from rlhf_ext.data.ranking import ranked_pairs
 from rlhf_ext.data.validation import is_integer, validate_ranked_dataset, validate_ranked_row
 from rlhf_ext.nonfinite import check_finite
 from rlhf_ext.reward_scoring import reward_input_ids
+from rlhf_ext.shared_prompt import SharedPrompt, pack
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +76,17 @@ class RankedRewardConfig(RewardConfig):
         },
     )
 
+    shared_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Encode the shared prompt of a ranked row once: its K completions are packed after it into one "
+            "sequence with a block attention mask and restarted position ids, K(P + C) -> P + KC tokens, with the "
+            "same rewards, loss and gradients. Used for batches where it saves work, on causal models with sdpa or "
+            "eager attention; other models (encoders such as BERT/MiniLM, flash attention...) fall back with one "
+            "logged warning saying why. False: every completion is scored in its own row with its prompt."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
         if self.pair_weighting not in PAIR_WEIGHTINGS:
@@ -83,24 +100,28 @@ class DataCollatorForRanking(DataCollatorMixin):
     """Flattens the completions of all prompts into one right-padded batch and lists the comparison pairs.
 
     Each example has `completions_ids` (K token lists) and `ranks` (K ints), or TRL's pair `chosen_ids`/`rejected_ids`
-    (K = 2, ranks [0, 1]), optionally `margin`. Returns
-    `input_ids`/`attention_mask` of shape (sum K, L), `prompt_index` (sum K,) mapping each sequence to its prompt,
-    `ranks` (sum K,), `pair_winner`/`pair_loser`/`pair_prompt` (P,) for the P ordered pairs (flat indices into the
-    sequences) and `margin` (B,) when present.
+    (K = 2, ranks [0, 1]), optionally `margin`. Returns `input_ids`/`attention_mask` of shape (sum K, L),
+    `prompt_index` (sum K,) mapping each sequence to its prompt, `ranks` (sum K,), `pair_winner`/`pair_loser`/
+    `pair_prompt` (P,) for the P ordered pairs (flat indices into the sequences) and `margin` (B,) when present. With
+    `shared_prompt`, also the packed layout of `rlhf_ext.shared_prompt.pack` (one row per prompt) for batches where
+    it costs less.
     """
 
     pad_token_id: int | None = None
     pad_to_multiple_of: int | None = None
     return_tensors: str = "pt"
+    shared_prompt: bool = True
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if self.pad_token_id is None:
             raise ValueError("DataCollatorForRanking needs a pad_token_id.")
         sequences, ranks, prompt_index = [], [], []
         winners, losers, pair_prompt = [], [], []
+        groups = []  # each row's token lists, for shared-prompt packing
         for b, example in enumerate(examples):
             offset = len(sequences)
             completions, row_ranks = _completions_and_ranks(example)
+            groups.append(completions)
             sequences.extend(torch.tensor(ids, dtype=torch.long) for ids in completions)
             ranks.extend(int(r) for r in row_ranks)
             prompt_index.extend([b] * len(completions))
@@ -120,6 +141,9 @@ class DataCollatorForRanking(DataCollatorMixin):
         }
         if "margin" in examples[0]:
             output["margin"] = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float)
+        if self.shared_prompt:
+            width = output["input_ids"].shape[1]
+            output.update(pack(groups, self.pad_token_id, width, pad_to_multiple_of=self.pad_to_multiple_of) or {})
         return output
 
 
@@ -159,6 +183,9 @@ class RankedRewardTrainer(TrainerMixin, RewardTrainer):
     Accepts ranked rows (`prompt`, `completions`, `ranks`) and TRL preference rows (`chosen`/`rejected`, read as
     K = 2), as text or conversations. Everything else (model id or instance, `peft_config`, eval, `push_to_hub`,
     `center_rewards_coefficient`) is the parent's. Bad rows raise `ValueError` in `__init__` naming the row.
+
+    With `shared_prompt` (default) each prompt is encoded once per batch element, its K completions packed after it
+    (`rlhf_ext.shared_prompt`); a model that cannot do it is told apart once, with one logged warning.
 
     Logged metrics (train and `eval_`): `accuracy` (fraction of labeled pairs with r_w > r_l), `margin`
     (mean r_w - r_l), `num_pairs`, `num_completions` (per batch), `min/mean/max_reward`, `kendall_tau` (tau-b per
@@ -224,6 +251,8 @@ class RankedRewardTrainer(TrainerMixin, RewardTrainer):
         )
         if own_collator:
             self.data_collator.pad_token_id = self.processing_class.pad_token_id
+            self.data_collator.shared_prompt = getattr(args, "shared_prompt", True)
+        self._shared_prompt = SharedPrompt(getattr(args, "shared_prompt", True), kind="reward")
 
     # ----------------------------------------------------------------------------------------------------------
     # Data
@@ -371,9 +400,16 @@ class RankedRewardTrainer(TrainerMixin, RewardTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
         ranking = {k: inputs.pop(k) for k in _RANKING_KEYS if k in inputs}
-        inputs["use_cache"] = False
-        outputs = model(**inputs)  # one forward over every completion of every prompt
-        rewards = outputs.logits.squeeze(-1).float()
+        # One forward over every completion of every prompt: packed (each prompt once) or one row per completion.
+        shared = self._shared_prompt.take(model, inputs)
+        rewards = self._shared_prompt.rewards(model, inputs["input_ids"], shared) if shared else None
+        if rewards is None:
+            inputs["use_cache"] = False
+            outputs = model(**inputs)
+            rewards = outputs.logits.squeeze(-1).float()
+        else:
+            outputs = SequenceClassifierOutput(logits=rewards[:, None])
+            rewards = rewards.float()
 
         winner, loser, pair_prompt = ranking["pair_winner"], ranking["pair_loser"], ranking["pair_prompt"]
         num_prompts = int(ranking["prompt_index"].max().item()) + 1

@@ -24,7 +24,13 @@ import torch
 
 B = 2  # rows (prompts) per device in the 2-process run; the 1-process reference uses 2 * B
 STEPS = 2
-CASES = ("ranked_prompt", "ranked_pair", "orpo", "ppo", "ppo_critic")
+# `*_shared` cases: the same rows behind a long common prompt, so the collators pack them (rlhf_ext.shared_prompt);
+# `*_unshared` runs them with shared_prompt=False (1-process reference only).
+CASES = ("ranked_prompt", "ranked_pair", "ranked_shared", "orpo", "orpo_shared", "ppo", "ppo_critic")
+LONG_PROMPT = (
+    "Summarize the article. The council voted on Tuesday to approve the new budget for schools and roads, "
+    "and scientists said the storm would reach the coast by the weekend. TL;DR:"
+)
 # Step-log keys that legitimately differ between runs (wall clock, per-device throughput, flops).
 NOT_COMPARED = ("runtime", "step_time", "per_second", "flos")
 
@@ -47,6 +53,10 @@ def _common(out: Path, per_device: int, grad_accum: int = 1) -> dict:
     )
 
 
+def _with_prompt(rows: list[dict], prompt: str | None) -> list[dict]:
+    return rows if prompt is None else [dict(row, prompt=prompt) for row in rows]
+
+
 def _ranked_rows() -> list[dict]:
     """Rows for 2 steps x 2 ranks x B: rank 0's slots get K = 4 rows, rank 1's get K = 2 and K = 3 rows."""
     from rlhf_ext.testing.synthetic import count_ranked
@@ -66,33 +76,41 @@ def _row_key(token_lists) -> list:
     return [len(token_lists), list(token_lists[0])]
 
 
-def ranked_case(models, out: Path, per_device: int, pair_weighting: str, grad_accum: int = 1) -> dict:
+def ranked_case(
+    models, out: Path, per_device: int, pair_weighting: str, grad_accum: int = 1, prompt=None, shared=True
+) -> dict:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
     from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
     from rlhf_ext.ranked_reward import DataCollatorForRanking
+    from rlhf_ext.shared_prompt import SHARED_KEYS
 
-    seen = []
+    seen, packed = [], []
 
     class Recording(DataCollatorForRanking):
         def torch_call(self, examples):
             seen.append([_row_key(e["completions_ids"]) for e in examples])
-            return super().torch_call(examples)
+            batch = super().torch_call(examples)
+            packed.append(SHARED_KEYS[0] in batch)
+            return batch
 
     tok = AutoTokenizer.from_pretrained(models.tokenizer)
     args = RankedRewardConfig(
-        **_common(out, per_device, grad_accum), train_sampling_strategy="sequential", pair_weighting=pair_weighting
+        **_common(out, per_device, grad_accum),
+        train_sampling_strategy="sequential",
+        pair_weighting=pair_weighting,
+        shared_prompt=shared,
     )
     trainer = RankedRewardTrainer(
         model=str(models.reward_model),
         args=args,
-        train_dataset=Dataset.from_list(_ranked_rows()),
+        train_dataset=Dataset.from_list(_with_prompt(_ranked_rows(), prompt)),
         processing_class=tok,
-        data_collator=Recording(pad_token_id=tok.pad_token_id),
+        data_collator=Recording(pad_token_id=tok.pad_token_id, shared_prompt=shared),
     )
     trainer.train()
-    return _result(trainer, seen[: STEPS * grad_accum])
+    return _result(trainer, seen[: STEPS * grad_accum], packed[: STEPS * grad_accum])
 
 
 def _orpo_rows() -> list[dict]:
@@ -115,18 +133,20 @@ def _orpo_rows() -> list[dict]:
     return rows
 
 
-def orpo_case(models, out: Path, per_device: int, grad_accum: int = 1) -> dict:
+def orpo_case(models, out: Path, per_device: int, grad_accum: int = 1, prompt=None, shared=True) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rlhf_ext import ORPOConfig, ORPOTrainer
     from rlhf_ext.orpo import DataCollatorForRankedORPO
+    from rlhf_ext.shared_prompt import SHARED_KEYS
 
-    seen = []
+    seen, packed = [], []
 
     class Recording(DataCollatorForRankedORPO):
         def __call__(self, examples):
             batch = super().__call__(examples)
+            packed.append(SHARED_KEYS[0] in batch)
             # Row identity plus the SFT token count of each row (best-ranked sequence, prompt included).
             seen.append(
                 [
@@ -138,16 +158,21 @@ def orpo_case(models, out: Path, per_device: int, grad_accum: int = 1) -> dict:
             return batch
 
     tok = AutoTokenizer.from_pretrained(models.tokenizer)
-    args = ORPOConfig(**_common(out, per_device, grad_accum), train_sampling_strategy="sequential", max_length=64)
+    args = ORPOConfig(
+        **_common(out, per_device, grad_accum),
+        train_sampling_strategy="sequential",
+        max_length=128,
+        shared_prompt=shared,
+    )
     trainer = ORPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(models.causal_lm),
         args=args,
-        train_dataset=Dataset.from_list(_orpo_rows()),
+        train_dataset=Dataset.from_list(_with_prompt(_orpo_rows(), prompt)),
         processing_class=tok,
-        data_collator=Recording(pad_token_id=tok.pad_token_id),
+        data_collator=Recording(pad_token_id=tok.pad_token_id, shared_prompt=shared),
     )
     trainer.train()
-    return _result(trainer, seen[: STEPS * grad_accum])
+    return _result(trainer, seen[: STEPS * grad_accum], packed[: STEPS * grad_accum])
 
 
 PPO_PROMPTS = [f"Prompt number {i}: the movie was" for i in range(8)]
@@ -259,7 +284,7 @@ def ppo_case(models, out: Path, per_device: int, critic: bool = False, ptx: bool
     return result
 
 
-def _result(trainer, batches) -> dict:
+def _result(trainer, batches, packed=()) -> dict:
     logs = [
         {k: v for k, v in entry.items() if not any(s in k for s in NOT_COMPARED)}
         for entry in trainer.state.log_history
@@ -273,14 +298,21 @@ def _result(trainer, batches) -> dict:
         "distributed_type": str(trainer.accelerator.distributed_type.value),
         "logs": logs,
         "batches": batches,
+        "packed": list(packed),  # per batch: did the collator pack it (shared prompts)?
+        "shared_prompt_off": getattr(getattr(trainer, "_shared_prompt", None), "reason", None),
         "weights": weights,
     }
 
 
 def run(case: str, models, out: Path, per_device: int, grad_accum: int = 1) -> dict:
     torch.set_num_threads(1)
+    shared = not case.endswith("_unshared")
+    if case in ("ranked_shared", "ranked_unshared"):  # pair weighting: the harder normalisation across ranks
+        return ranked_case(models, out, per_device, "pair", grad_accum, prompt=LONG_PROMPT, shared=shared)
     if case.startswith("ranked_"):
         return ranked_case(models, out, per_device, case.removeprefix("ranked_"), grad_accum)
+    if case in ("orpo_shared", "orpo_unshared"):
+        return orpo_case(models, out, per_device, grad_accum, prompt=LONG_PROMPT, shared=shared)
     if case == "orpo":
         return orpo_case(models, out, per_device, grad_accum)
     if case == "ppo":

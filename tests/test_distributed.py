@@ -105,6 +105,30 @@ def test_ranked_reward_ddp_matches_one_process(two_process_runs, tiny_models, tm
     _assert_same_weights(reference["weights"], rank0["weights"])
 
 
+@pytest.mark.parametrize("case", ["ranked_shared", "orpo_shared"])
+def test_shared_prompt_ddp_matches_one_process_and_the_unshared_path(two_process_runs, tiny_models, tmp_path, case):
+    """The ranked (pair weighting) and ORPO cases behind a long common prompt, so every batch is packed
+    (rlhf_ext.shared_prompt) on both ranks: metrics and weights match one process with packing, and one process
+    without it (shared_prompt=False), within the DDP tolerance. ORPO's logits/* metrics are left out of the second
+    comparison: packed, they average each sequence's own tokens, unshared the batch's padded width (TRL's)."""
+    rank0, rank1 = two_process_runs(case)
+    reference = _one_process(case, tiny_models, tmp_path)
+    unshared = _one_process(case.replace("_shared", "_unshared"), tiny_models, tmp_path)
+    _assert_both_ranks_in_sync(rank0, rank1)
+    _assert_ranks_share_the_global_batches(rank0, rank1, reference, [[4, 4], [4, 4]], [[2, 3], [3, 2]])
+    assert rank0["packed"] == rank1["packed"] == reference["packed"] == [True] * worker.STEPS
+    assert rank0["shared_prompt_off"] is rank1["shared_prompt_off"] is reference["shared_prompt_off"] is None
+    assert unshared["packed"] == [False] * worker.STEPS
+    _assert_same_metrics(reference["logs"], rank0["logs"])
+    _assert_same_weights(reference["weights"], rank0["weights"])
+    padded_width = ("logits/chosen", "logits/rejected")
+    _assert_same_metrics(
+        [{k: v for k, v in log.items() if k not in padded_width} for log in unshared["logs"]],
+        [{k: v for k, v in log.items() if k not in padded_width} for log in rank0["logs"]],
+    )
+    _assert_same_weights(unshared["weights"], rank0["weights"])
+
+
 def test_orpo_ddp_matches_one_process(two_process_runs, tiny_models, tmp_path):
     """ORPO on ranked rows, K=4 on rank 0 and K=2/3 on rank 1: loss, nll_loss, odds-ratio and reward metrics and the
     weights match one process.
@@ -224,16 +248,21 @@ def test_ppo_critic_deepspeed_matches_one_process(tiny_models, tmp_path, stage):
 def test_ranked_reward_deepspeed_matches_one_process(tiny_models, tmp_path, stage):
     """The ranked case with pair_weighting="pair" (K=4 on rank 0, K=2/3 on rank 1) under DeepSpeed ZeRO-2 / ZeRO-3 on
     2 CPU processes, launched with recipes/accelerate_configs/deepspeed_<stage>.yaml overridden to 2 processes and
-    fp32: same metrics and weights as one process, within the DDP tolerance. Needs deepspeed (the `deepspeed` extra),
-    whose first run on a machine JIT-builds a C++ op (measured 30-65 s; cached in ~/.cache/torch_extensions)."""
-    out = _run_deepspeed(tiny_models, tmp_path, stage, "ranked_pair")
-    rank0, rank1 = (worker.load(out / f"ranked_pair-rank{rank}") for rank in (0, 1))
-    assert rank0["distributed_type"] == rank1["distributed_type"] == "DEEPSPEED"
-    reference = _one_process("ranked_pair", tiny_models, tmp_path)
-    _assert_both_ranks_in_sync(rank0, rank1)
-    _assert_ranks_share_the_global_batches(rank0, rank1, reference, [[4, 4], [4, 4]], [[2, 3], [3, 2]])
-    _assert_same_metrics(reference["logs"], rank0["logs"])
-    _assert_same_weights(reference["weights"], rank0["weights"])
+    fp32: same metrics and weights as one process, within the DDP tolerance; in the same launch, the same rows behind
+    a long prompt, packed (shared prompts). Needs deepspeed (the `deepspeed` extra), whose first run on a machine
+    JIT-builds a C++ op (measured 30-65 s; cached in ~/.cache/torch_extensions)."""
+    cases = ("ranked_pair", "ranked_shared")
+    out = _run_deepspeed(tiny_models, tmp_path, stage, *cases)
+    for case in cases:
+        rank0, rank1 = (worker.load(out / f"{case}-rank{rank}") for rank in (0, 1))
+        assert rank0["distributed_type"] == rank1["distributed_type"] == "DEEPSPEED"
+        reference = _one_process(case, tiny_models, tmp_path)
+        _assert_both_ranks_in_sync(rank0, rank1)
+        _assert_ranks_share_the_global_batches(rank0, rank1, reference, [[4, 4], [4, 4]], [[2, 3], [3, 2]])
+        assert rank0["packed"] == reference["packed"] == [case == "ranked_shared"] * worker.STEPS, case
+        assert rank0["shared_prompt_off"] is None
+        _assert_same_metrics(reference["logs"], rank0["logs"])
+        _assert_same_weights(reference["weights"], rank0["weights"])
 
 
 @pytest.mark.parametrize("case", ["ranked_prompt", "ranked_pair", "orpo"])

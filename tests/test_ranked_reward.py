@@ -163,8 +163,15 @@ def test_k2_parity_with_trl_reward_trainer(tiny_models, tiny_tokenizer, tmp_path
 
 
 def test_one_forward_per_batch_and_one_row_per_completion(tiny_models, tiny_tokenizer, tmp_path):
+    # The unshared path (tests/test_shared_prompt.py: with shared prompts, one packed row per prompt).
     trainer = make_trainer(
-        tiny_models, tiny_tokenizer, tmp_path, Dataset.from_list(RANKED), per_device_train_batch_size=4, max_steps=1
+        tiny_models,
+        tiny_tokenizer,
+        tmp_path,
+        Dataset.from_list(RANKED),
+        per_device_train_batch_size=4,
+        max_steps=1,
+        shared_prompt=False,
     )
     calls = []
     handle = trainer.model.register_forward_pre_hook(
