@@ -57,6 +57,8 @@ PAD_SEGMENT = -2
 # Batch keys added by `pack`. `shared_index[n, t]` is the flat index (row * width + column) in the packed batch of
 # token t of sequence n of the unshared batch, -1 where that sequence is padding.
 SHARED_KEYS = ("shared_input_ids", "shared_position_ids", "shared_segment_ids", "shared_index")
+# Tokens of the probe's longer sequence: enough to exercise masks and positions, cheap next to a training step.
+_PROBE_TOKENS = 48
 # Attention implementations that take a ready 4-D mask (transformers returns such a mask as it is).
 MASKABLE_ATTENTION = ("sdpa", "eager")
 
@@ -321,9 +323,10 @@ class SharedPrompt:
     # ----------------------------------------------------------------------------------------------------------
 
     def _probe(self, model, inputs) -> str | None:
-        """Score a two-completion element built from the batch's first sequence both ways; a reason if they differ."""
+        """Score a two-completion element built from the batch's first sequence (its first tokens) both ways; a
+        reason if the scores differ."""
         ids = inputs["input_ids"][0]
-        tokens = ids[inputs["attention_mask"][0].bool()].tolist()
+        tokens = ids[inputs["attention_mask"][0].bool()].tolist()[:_PROBE_TOKENS]
         if len(tokens) < 3:
             tokens = (tokens * 3)[:3]
         split = len(tokens) // 2

@@ -35,12 +35,7 @@ ARCHITECTURES = ("llama", "gpt_neox", "qwen2", "gpt2")
 PAD = 0
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(architecture: str, kind: str, vocab_size: int = 400, attention: str = "sdpa", pad_token_id=PAD):
