@@ -18,6 +18,7 @@ import random
 import pytest
 import torch
 from datasets import Dataset
+from tiny_args import CPU
 
 from rlhf_ext.shared_prompt import (
     PAD_SEGMENT,
@@ -309,14 +310,11 @@ def _ranked_trainer(tmp_path, tokenizer, model, rows, **overrides):
     from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
 
     args = dict(
+        CPU,
         output_dir=str(tmp_path / "out"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
         save_strategy="no",
         logging_steps=1,
         gradient_checkpointing=False,
-        disable_tqdm=True,
         seed=0,
         per_device_train_batch_size=len(rows),
     )
@@ -382,10 +380,8 @@ def test_ranked_reward_lora_equal_unshared(tiny_models, tiny_tokenizer, tmp_path
         trainer = RankedRewardTrainer(
             model=str(tiny_models.reward_model),
             args=RankedRewardConfig(
+                **CPU,
                 output_dir=str(tmp_path / str(shared)),
-                use_cpu=True,
-                bf16=False,
-                report_to="none",
                 gradient_checkpointing=False,
                 shared_prompt=shared,
             ),
@@ -422,10 +418,8 @@ def test_orpo_loss_metrics_gradients_equal_unshared(tiny_tokenizer, tmp_path, ar
         trainer = ORPOTrainer(
             model=tiny_model(architecture, "causal_lm", vocab_size=len(tiny_tokenizer)),
             args=ORPOConfig(
+                **CPU,
                 output_dir=str(tmp_path / str(shared)),
-                use_cpu=True,
-                bf16=False,
-                report_to="none",
                 gradient_checkpointing=False,
                 max_length=128,
                 beta=0.5,
