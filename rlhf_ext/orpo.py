@@ -40,9 +40,9 @@ negative logps). The batch loss is the mean over prompts. What differs from TRL'
 
 Logged metrics (train and ``eval_``) are TRL's: ``rewards/chosen``, ``rewards/rejected`` (``beta * logp``),
 ``rewards/accuracies``, ``rewards/margins``, ``logps/chosen``, ``logps/rejected``, ``logits/chosen``,
-``logits/rejected`` (mean logit over the sequence positions, padding included, as TRL; see shared prompts above), ``nll_loss``,
-``log_odds_ratio`` (mean ``log sigmoid`` of the log-odds difference) and ``log_odds_chosen`` (mean log-odds
-difference). On ranked rows the pair metrics are averaged like the loss: over the pairs of a prompt, then over
+``logits/rejected`` (mean logit over the sequence positions, padding included, as TRL; see shared prompts above),
+``nll_loss``, ``log_odds_ratio`` (mean ``log sigmoid`` of the log-odds difference) and ``log_odds_chosen`` (mean
+log-odds difference). On ranked rows the pair metrics are averaged like the loss: over the pairs of a prompt, then over
 prompts; "chosen"/"rejected" are each pair's winner/loser. Plus ``num_masked_rows`` and ``num_pairs``.
 """
 

@@ -346,7 +346,7 @@ class SharedPrompt:
                     expected = output.logits.squeeze(-1).float()
                     got = self.rewards(model, input_ids, shared)
                     if got is None:
-                        return "the classifier scores a padding position (the config's pad_token_id is not the collator's)"
+                        return "the classifier scores a padding position"
                     got = got.float()
                 else:
                     logits = output.logits[:, :-1].float()
