@@ -45,12 +45,10 @@ def main(tokenizer: str, reward_model: str, out: Path) -> None:
         callbacks=[PoisonRank1()],
     )
 
-    def hook(module, inputs, output):
-        if flag["on"]:
-            output.logits = output.logits * float("nan")
-        return output
+    def hook(module, inputs, output):  # on the score head: rewards come from it, packed (shared prompts) or not
+        return output * float("nan") if flag["on"] else output
 
-    trainer.model.register_forward_hook(hook)
+    trainer.model.score.register_forward_hook(hook)
     try:
         trainer.train()
         message = "no error"

@@ -73,6 +73,12 @@ def poison_output(model, flag, value=float("nan")):
     return model.register_forward_hook(hook)
 
 
+def poison_scores(model, flag, value=float("nan")):
+    """Multiply a reward model's per-token scores (its ``score`` head's output) by ``value`` once the flag is on. The
+    rewards are read from these scores whether a batch is packed (shared prompts) or one row per completion."""
+    return model.score.register_forward_hook(lambda module, inputs, output: output * value if flag["on"] else output)
+
+
 def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
@@ -189,7 +195,7 @@ def test_ranked_reward_trainer_stops_on_nan_rewards(tiny_models, tiny_tokenizer,
         processing_class=tiny_tokenizer,
         callbacks=[Poison(flag)],
     )
-    poison_output(trainer.model, flag)
+    poison_scores(trainer.model, flag)
     run_until_error(trainer, tmp_path, "'pairwise' loss at optimizer step 3")
     assert_weights_equal_checkpoint(trainer.model, tmp_path / "out" / "checkpoint-2")
 
