@@ -42,13 +42,11 @@ def _training_path_scores(path, tmp_path) -> list[float]:
     rows = [{"prompt": p, "completions": [c, c + " Indeed"], "ranks": [0, 1]} for p, c in zip(PROMPTS, COMPLETIONS)]
     args = RankedRewardConfig(output_dir=str(tmp_path / "rm"), **CPU, max_length=128)
     trainer = RankedRewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
-    captured = []
-    handle = trainer.model.register_forward_hook(lambda module, inputs, output: captured.append(output.logits))
     trainer.model.eval()
-    with torch.no_grad():
-        trainer.compute_loss(trainer.model, trainer.data_collator([trainer.train_dataset[i] for i in range(3)]))
-    handle.remove()
-    return captured[0][0::2, 0].tolist()  # the first completion of each row
+    with torch.no_grad():  # the rewards the loss used (one per completion), packed batch (shared prompts) or not
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+        _, outputs = trainer.compute_loss(trainer.model, batch, return_outputs=True)
+    return outputs.logits[0::2, 0].tolist()  # the first completion of each row
 
 
 def _ppo_path_scores(path, tiny_models, tmp_path) -> list[float]:
