@@ -2,7 +2,7 @@
 
 A ranked batch element is one prompt x (P tokens) with K completions y_1..y_K (C tokens each). Scored one sequence
 per completion, as InstructGPT describes and ``trl.RewardTrainer`` does, the element costs K(P + C) tokens and the
-prompt is encoded K times. Packed into one sequence ``[x, y_1, ..., y_K]`` it costs P + KC tokens: 2,240 -> 704 for
+prompt is encoded K times. Packed into one sequence ``[x, y_1, ..., y_K]`` it costs P + KC tokens: 2,244 -> 708 for
 a TL;DR-shaped element (P = 512, C = 48 + EOS, K = 4). Two things keep the numbers those of the unshared path:
 
 - a block attention mask: a prompt token sees the earlier prompt tokens, a completion token sees the whole prompt
@@ -25,8 +25,8 @@ runs packed batches: :meth:`SharedPrompt.rewards` for scalar reward models, :met
 causal LMs.
 
 The alternative, a forward of the prompt with a KV cache repeated K times and a forward of the completions on it,
-is as fast on CPU but breaks under gradient checkpointing (TRL's default: checkpointed layers drop the cache) and
-costs two model calls per step; docs/ranked_reward.md gives the measurements behind the choice.
+is a little faster on CPU but needs more memory and two model calls per step, and breaks under gradient
+checkpointing (TRL's default: checkpointed layers drop the cache); docs/ranked_reward.md gives the measurements.
 """
 
 from __future__ import annotations
