@@ -42,12 +42,27 @@ def _without_labels(config) -> dict:
     return {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")}
 
 
-def _save(paths: TinyModels, tokenizer, lm, rm) -> None:
-    """The tokenizer alone, and each model with a copy of it (so every folder loads on its own)."""
+def _built(paths: TinyModels) -> bool:
+    return all((p / "config.json").exists() for p in (paths.causal_lm, paths.reward_model))
+
+
+def _write_pair(paths: TinyModels, tokenizer, config, lm_class, rm_class, seed: int) -> TinyModels:
+    """Build a causal LM from ``config`` (seed ``seed``) and its scalar-head twin (seed ``seed + 1``), generation
+    stopping at the tokenizer's EOS; save the tokenizer alone and each model with a copy of it (so every folder
+    loads on its own)."""
+    import torch
+
+    torch.manual_seed(seed)
+    lm = lm_class(config)
+    lm.generation_config.pad_token_id = config.pad_token_id
+    lm.generation_config.eos_token_id = tokenizer.eos_token_id
+    torch.manual_seed(seed + 1)
+    rm = rm_class(type(config)(**_without_labels(config), num_labels=1))
     tokenizer.save_pretrained(paths.tokenizer)
     for model, path in ((lm, paths.causal_lm), (rm, paths.reward_model)):
         model.save_pretrained(path, safe_serialization=True)
         tokenizer.save_pretrained(path)
+    return paths
 
 
 def build_tokenizer(vocab_size: int = 384):
@@ -79,12 +94,11 @@ def build_tokenizer(vocab_size: int = 384):
 
 def build_tiny_models(folder: str | Path, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> TinyModels:
     """Write a tiny Llama causal LM and a tiny Llama scalar reward model into ``folder`` (idempotent)."""
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
     folder = Path(folder)
     paths = TinyModels(folder / "tokenizer", folder / "tiny-causal-lm", folder / "tiny-reward-model")
-    if all((p / "config.json").exists() for p in (paths.causal_lm, paths.reward_model)):
+    if _built(paths):
         return paths
 
     tokenizer = build_tokenizer()
@@ -101,16 +115,7 @@ def build_tiny_models(folder: str | Path, hidden_size: int = 32, num_layers: int
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(seed)
-    lm = LlamaForCausalLM(config)
-    lm.generation_config.pad_token_id = tokenizer.pad_token_id
-    lm.generation_config.eos_token_id = tokenizer.eos_token_id
-    torch.manual_seed(seed + 1)
-    rm_config = LlamaConfig(**_without_labels(config), num_labels=1)
-    rm = LlamaForSequenceClassification(rm_config)
-
-    _save(paths, tokenizer, lm, rm)
-    return paths
+    return _write_pair(paths, tokenizer, config, LlamaForCausalLM, LlamaForSequenceClassification, seed)
 
 
 def build_tiny_gpt_neox(folder: str | Path, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> TinyModels:
@@ -118,12 +123,11 @@ def build_tiny_gpt_neox(folder: str | Path, hidden_size: int = 32, num_layers: i
 
     Same tokenizer as :func:`build_tiny_models`; 1,024 positions so a TL;DR-sized prompt fits. Idempotent.
     """
-    import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, GPTNeoXForSequenceClassification
 
     folder = Path(folder)
     paths = TinyModels(folder / "tokenizer", folder / "tiny-gpt-neox", folder / "tiny-gpt-neox-reward")
-    if all((p / "config.json").exists() for p in (paths.causal_lm, paths.reward_model)):
+    if _built(paths):
         return paths
     tokenizer = build_tokenizer()
     config = GPTNeoXConfig(
@@ -137,12 +141,7 @@ def build_tiny_gpt_neox(folder: str | Path, hidden_size: int = 32, num_layers: i
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    torch.manual_seed(seed)
-    lm = GPTNeoXForCausalLM(config)
-    torch.manual_seed(seed + 1)
-    rm = GPTNeoXForSequenceClassification(GPTNeoXConfig(**_without_labels(config), num_labels=1))
-    _save(paths, tokenizer, lm, rm)
-    return paths
+    return _write_pair(paths, tokenizer, config, GPTNeoXForCausalLM, GPTNeoXForSequenceClassification, seed)
 
 
 def build_bert_tokenizer(vocab_size: int = 320):
@@ -208,12 +207,11 @@ def build_tiny_gpt2(folder: str | Path, hidden_size: int = 32, dropout: float = 
     GPT-2's forward numbers positions 0, 1, 2, ... unless given ``position_ids``, so a left-padded batch is scored
     at other positions than ``generate()`` used: the case the PPO scoring forwards must handle. Idempotent.
     """
-    import torch
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 
     folder = Path(folder)
     paths = TinyModels(folder / "tokenizer", folder / "tiny-gpt2", folder / "tiny-gpt2-reward")
-    if all((p / "config.json").exists() for p in (paths.causal_lm, paths.reward_model)):
+    if _built(paths):
         return paths
     tokenizer = build_tokenizer()
     config = GPT2Config(
@@ -229,26 +227,18 @@ def build_tiny_gpt2(folder: str | Path, hidden_size: int = 32, dropout: float = 
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(seed)
-    lm = GPT2LMHeadModel(config)
-    lm.generation_config.pad_token_id = tokenizer.pad_token_id
-    lm.generation_config.eos_token_id = tokenizer.eos_token_id
-    torch.manual_seed(seed + 1)
-    rm = GPT2ForSequenceClassification(GPT2Config(**_without_labels(config), num_labels=1))
-    _save(paths, tokenizer, lm, rm)
-    return paths
+    return _write_pair(paths, tokenizer, config, GPT2LMHeadModel, GPT2ForSequenceClassification, seed)
 
 
 def build_pythia_like_standins(folder: str | Path, hidden_size: int = 32, seed: int = 0) -> TinyModels:
     """Tiny stand-ins for TRL 1.12's PPO example scripts: an "SFT" Llama and a Llama reward model whose embeddings
     have spare rows past the tokenizer's vocabulary, as Pythia's do (50,304 rows for 50,277 tokens). The scripts add
     a ``[PAD]`` token without resizing the embeddings, which only works with such spare rows. Idempotent."""
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
     folder = Path(folder)
     paths = TinyModels(folder / "tokenizer", folder / "tiny-sft", folder / "tiny-reward")
-    if all((p / "config.json").exists() for p in (paths.causal_lm, paths.reward_model)):
+    if _built(paths):
         return paths
     tokenizer = build_tokenizer()
     rows = -(-(len(tokenizer) + 1) // 64) * 64  # round up, leaving room for an added token
@@ -264,10 +254,4 @@ def build_pythia_like_standins(folder: str | Path, hidden_size: int = 32, seed: 
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(seed)
-    lm = LlamaForCausalLM(config)
-    lm.generation_config.eos_token_id = tokenizer.eos_token_id
-    torch.manual_seed(seed + 1)
-    rm = LlamaForSequenceClassification(LlamaConfig(**_without_labels(config), num_labels=1))
-    _save(paths, tokenizer, lm, rm)
-    return paths
+    return _write_pair(paths, tokenizer, config, LlamaForCausalLM, LlamaForSequenceClassification, seed)
