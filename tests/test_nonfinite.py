@@ -112,18 +112,22 @@ def assert_weights_equal_checkpoint(model, checkpoint: Path):
         torch.testing.assert_close(live[name], tensor, rtol=0, atol=0, msg=name)
 
 
+def fake_trainer(output_dir, global_step=6):
+    """The parts of a Trainer the checks read: step, output folder, one CPU process, no loss scaler."""
+    from types import SimpleNamespace
+
+    accelerator = SimpleNamespace(
+        device=torch.device("cpu"), num_processes=1, scaler=None, state=SimpleNamespace(deepspeed_plugin=None)
+    )
+    return SimpleNamespace(
+        state=SimpleNamespace(global_step=global_step),
+        args=SimpleNamespace(output_dir=str(output_dir)),
+        accelerator=accelerator,
+    )
+
+
 def test_check_finite_names_term_step_and_no_checkpoint(tmp_path):
-    class Fake:
-        class state:
-            global_step = 6
-
-        class args:
-            output_dir = str(tmp_path)
-
-        class accelerator:
-            device = torch.device("cpu")
-            num_processes = 1
-
+    Fake = fake_trainer(tmp_path)
     check_finite(Fake, {"policy": torch.tensor([1.0, -2.0]), "value": 3.0})  # finite: no error
     with pytest.raises(NonFiniteLossError) as info:
         check_finite(Fake, {"policy": torch.tensor([1.0, math.inf]), "value": torch.tensor(float("nan")), "ptx": 0.5})
@@ -138,19 +142,7 @@ def test_check_finite_names_term_step_and_no_checkpoint(tmp_path):
 
 
 def test_check_finite_gradients_names_the_norm_and_lets_a_loss_scaler_recover(tmp_path):
-    class Fake:
-        class state:
-            global_step = 6
-
-        class args:
-            output_dir = str(tmp_path)
-
-        class accelerator:
-            scaler = None
-
-            class state:
-                deepspeed_plugin = None
-
+    Fake = fake_trainer(tmp_path)
     check_finite_gradients(Fake, torch.tensor(3.5))  # finite: no error
     check_finite_gradients(Fake, None)  # no norm computed (e.g. DeepSpeed without one): nothing to check
     with pytest.raises(NonFiniteLossError) as info:
