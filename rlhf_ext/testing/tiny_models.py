@@ -149,17 +149,22 @@ def build_bert_tokenizer(vocab_size: int = 320):
 
     ``eos_token`` is ``[SEP]``, as ``recipes/reward_sentiment.py`` sets it for BERT-style reward models.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    core.normalizer = normalizers.BertNormalizer(lowercase=True)
-    core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    core.decoder = decoders.WordPiece()
-    core.train_from_iterator(
-        CORPUS * 4, trainer=trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
-    )
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    # The vocabulary is chosen here, not by tokenizers' WordPieceTrainer: that trainer breaks frequency ties
+    # differently from one process to the next, so the same seed would give other token ids on every run.
+    words: dict[str, int] = {}
+    for line in CORPUS:
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line)):
+            words[word] = words.get(word, 0) + 1
+    chars = sorted({c for w in words for c in w})
+    vocab = specials + chars + ["##" + c for c in chars]
+    vocab += [w for w in sorted(words, key=lambda w: (-words[w], w)) if len(w) > 1][: max(0, vocab_size - len(vocab))]
+    core = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    core.normalizer, core.pre_tokenizer, core.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
     cls, sep = core.token_to_id("[CLS]"), core.token_to_id("[SEP]")
     core.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
