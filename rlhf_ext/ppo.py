@@ -28,6 +28,7 @@ computations; they are importable from here too.
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 
 import torch
@@ -47,7 +48,9 @@ from .critic import (
     set_value_scale,
 )
 from .data.validation import validate_prompt_dataset
+from .fast_rollouts import SamplerRecorder, has_active_dropout, lora_merged
 from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
+from .lm_head import add_compact_lm_head
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
 from .nonfinite import check_finite
 from .ppo_config import PPOConfig
@@ -227,6 +230,10 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         # The value function: a separate critic, or a head on the policy trunk (inside PEFT's wrapper, next to the
         # fused LM head TRL added). Scoring forwards number left-padded tokens as generate() did.
         self._value_model = self._inner_causal_lm(self.model)
+        if args.compact_lm_head:  # under the value forward, so that it wraps this head
+            add_compact_lm_head(self._value_model, self.temperature)
+            if self.ref_model is not None:
+                add_compact_lm_head(self.accelerator.unwrap_model(self.ref_model), self.temperature)
         if critic is not None:
             attach_value_model(self._value_model, critic)
             check_optimizer_holds(critic, optimizers[0])
@@ -247,6 +254,7 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
                     disable_dropout(module)
         self._collect_values = False
         self._collected_values = None
+        self._sampled = None  # the sampler's own log-probs and values of the current rollout (logprobs_from_sampler)
         self._last_rewards_per_func = None
         self._reward_scorers = reward_model_scorers(self)  # reward models score in the training format
 
@@ -346,6 +354,14 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         collect = self._collect_values and model is self.model and self._policy_adapters_active()
         if not collect:
             return super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
+        if self._sampled is not None and not torch.is_grad_enabled():  # GRPO's old log-prob pass: the sampler's
+            input_ids = args[0] if args else kwargs["input_ids"]
+            attention_mask = args[1] if len(args) > 1 else kwargs["attention_mask"]
+            keep = args[2] if len(args) > 2 else kwargs["logits_to_keep"]
+            self._sampled = self._sampled.scores(input_ids[:, -keep:], attention_mask[:, -keep:])
+            if self._sampled is not None:
+                self._collected_values = self._sampled.values
+                return self._sampled.logps, None, None
         self._value_model._value_sink = []
         try:
             result = super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
@@ -354,6 +370,35 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         finally:
             self._value_model._value_sink = None
         return result
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        # rlhf_ext.fast_rollouts: sample with LoRA merged, and keep the sampler's own log-probs and values.
+        if self.use_vllm or self.use_transformers_continuous_batching:
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        policy = self.accelerator.unwrap_model(self.model)
+        recorder = None
+        with contextlib.ExitStack() as stack:
+            if self.args.merge_adapters_for_generation:
+                stack.enter_context(lora_merged(policy))
+            if self._collect_values and self._sampler_scores_usable():
+                value_head = self._value_model.v_head if self.critic is None else None
+                recorder = stack.enter_context(SamplerRecorder(self._value_model, self.temperature, value_head))
+            completion_ids, logprobs = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        if recorder is not None:
+            self._sampled = recorder.result(completion_ids)
+        return completion_ids, logprobs
+
+    def _sampler_scores_usable(self) -> bool:
+        """Whether the sampler computes exactly the rollout's log-probs: float32 weights, no autocast, no dropout."""
+        if not self.args.logprobs_from_sampler or self.accelerator.mixed_precision != "no":
+            return False
+        if self._value_model.get_output_embeddings().weight.dtype != torch.float32:
+            return False
+        return not has_active_dropout(self._value_model)
 
     def _policy_logps_and_values(self, model, inputs, batch_size=None, compute_entropy=False, values_only=False):
         """Per-token log-probs, values and (optionally) entropies of the episodes in ``inputs``. ``values_only`` (critic
@@ -402,20 +447,28 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         self._batch_prompt_ids = [x["input_ids"] for x in inputs] if inputs and "input_ids" in inputs[0] else None
         try:
             out = super()._generate_and_score_completions(inputs)
+            sampled = self._sampled
         finally:
             self._collect_values = False
             self._batch_prompt_ids = None
+            self._sampled = None
         completion_ids, mask = out["completion_ids"], out["completion_mask"]
         device = completion_ids.device
 
-        # Rollout-time log-probs and values: reuse GRPO's old log-prob pass when it ran, else one forward of our own.
+        # Rollout-time log-probs and values: the sampler's own (logprobs_from_sampler), else GRPO's old log-prob pass
+        # when it ran; a separate critic, or whatever is still missing, gets a forward of our own.
         old_logps, values = out.get("old_per_token_logps"), self._collected_values
+        sampled = sampled.scores(completion_ids, mask) if sampled is not None else None
+        if sampled is not None:
+            old_logps, values = sampled.logps, sampled.values
         if old_logps is None or values is None or values.shape != completion_ids.shape:
             batch_size = self.args.local_rollout_forward_batch_size or (
                 self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
             )
+            values_only = old_logps is not None and old_logps.shape == completion_ids.shape and self.critic is not None
             with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
-                old_logps, values, _ = self._policy_logps_and_values(self.model, out, batch_size)
+                logps, values, _ = self._policy_logps_and_values(self.model, out, batch_size, values_only=values_only)
+            old_logps = old_logps if values_only else logps
         self._collected_values = None
         maskf = mask.to(torch.float32)
         values = values.float() * maskf

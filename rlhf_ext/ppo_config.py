@@ -16,6 +16,7 @@ from trl import GRPOConfig
 
 from . import trl112
 from .critic import CriticOptions
+from .fast_rollouts import FastRolloutOptions
 from .reward_normalization import RewardNormalizationOptions
 
 # GRPOConfig options that the PPO loss would silently ignore: any value but GRPO's default is rejected.
@@ -52,7 +53,7 @@ _WHY = {
 
 @trl112.rejects_trl112_computed_fields
 @dataclass
-class PPOConfig(trl112.Trl112Options, CriticOptions, RewardNormalizationOptions, GRPOConfig):
+class PPOConfig(trl112.Trl112Options, CriticOptions, RewardNormalizationOptions, FastRolloutOptions, GRPOConfig):
     r"""Configuration for :class:`PPOTrainer`: every ``GRPOConfig`` option plus PPO's.
 
     ``kl_coef`` replaces GRPO's ``beta``, ``cliprange`` its ``epsilon``, ``num_ppo_epochs`` its ``num_iterations``.
@@ -62,7 +63,7 @@ class PPOConfig(trl112.Trl112Options, CriticOptions, RewardNormalizationOptions,
     Options the PPO loss would ignore (``loss_type``, ``scale_rewards``, entropy bonuses, ``use_vllm``...) raise.
     TRL 1.12's field names (``total_episodes``, ``response_length``, ``num_mini_batches``, ...) are accepted with their
     meaning (``rlhf_ext.trl112``); the critic's options are ``rlhf_ext.critic``'s, reward normalisation's
-    ``rlhf_ext.reward_normalization``'s.
+    ``rlhf_ext.reward_normalization``'s, the speed-up switches ``rlhf_ext.fast_rollouts``'.
     """
 
     disable_dropout: bool = field(
