@@ -16,6 +16,7 @@ The policy (also the reference) and its LoRA adapters are TRL's ``ModelConfig``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import DPOConfig, ModelConfig, TrlParser, get_peft_config
 
@@ -24,6 +25,7 @@ from rlhf_ext.data.ranking import PAIRINGS, ranked_to_pairs
 from rlhf_ext.data.rows import take_rows
 from rlhf_ext.export import save_policy
 from rlhf_ext.models import load_policy
+from rlhf_ext.pipeline import require_inputs
 from rlhf_ext.summarization import preference_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -66,6 +68,10 @@ def build_trainer(recipe: SummaryDPOArgs, args: DPOConfig, model_args: ModelConf
 
 
 def main(recipe: SummaryDPOArgs, args: DPOConfig, model_args: ModelConfig) -> DPOTrainer:
+    require_inputs(
+        {"model_name_or_path": model_args.model_name_or_path, "preferences": recipe.preferences},
+        Path(__file__).resolve().parent,
+    )  # one line naming what is missing
     trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     save_policy(trainer, trainer.processing_class, args.output_dir)

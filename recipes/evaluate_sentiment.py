@@ -20,6 +20,7 @@ import json
 import os
 import statistics
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from trl import TrlParser
 
@@ -28,6 +29,7 @@ from rlhf_ext.data.rows import take_rows
 from rlhf_ext.evaluation import win_rate
 from rlhf_ext.models import load_policy
 from rlhf_ext.offline.labelers import make_labeler
+from rlhf_ext.pipeline import require_inputs
 from rlhf_ext.sampling import reward_model_scores, sample_completions, sequence_kl
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -76,6 +78,10 @@ def mean(xs):
 
 
 def main(cfg: EvalConfig) -> dict:
+    require_inputs(
+        {"trained_model": cfg.trained_model, "initial_model": cfg.initial_model, "reward_model": cfg.reward_model},
+        Path(__file__).resolve().parent,
+    )  # one line naming what is missing
     from rlhf_ext.cards import plot_score_histograms
 
     labeler = make_labeler(cfg.task)

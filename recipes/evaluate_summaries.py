@@ -31,6 +31,7 @@ from trl import TrlParser
 from rlhf_ext.data.rows import take_rows
 from rlhf_ext.models import load_policy
 from rlhf_ext.offline.labelers import make_labeler
+from rlhf_ext.pipeline import require_inputs
 from rlhf_ext.sampling import reward_model_scores, sample_completions, sequence_kl
 from rlhf_ext.summarization import summarization_dataset
 
@@ -44,7 +45,9 @@ class SummaryEvalConfig:
     )
     policies: list[str] = field(
         default_factory=lambda: ["sft", "ppo", "dpo", "orpo"],
-        metadata={"help": "Policy folders under root (or paths / Hub ids), evaluated side by side."},
+        metadata={
+            "help": "Policies evaluated side by side: a bare name is a folder under root, else a path or a Hub id (owner/name)."
+        },
     )
     baseline: str = field(default="sft", metadata={"help": "The policy the others' win rates are measured against."})
     reward_model: str | None = field(
@@ -71,6 +74,11 @@ def locate(root: str, name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def in_root(root: str, name: str) -> str:
+    """Where ``name`` is looked for first: ``<root>/<name>`` for a bare name, else ``name`` (a path or a Hub id)."""
+    return str(Path(root) / name) if "/" not in name else name
+
+
 def mean(xs):
     return statistics.fmean(xs) if xs else float("nan")
 
@@ -83,6 +91,11 @@ def main(cfg: SummaryEvalConfig) -> dict:
 
     if cfg.baseline not in cfg.policies:
         raise ValueError(f"baseline {cfg.baseline!r} is not one of the evaluated policies {cfg.policies}")
+    # a bare name is a folder under root (locate), the way the pipeline writes them
+    under_root = {f"policies ({name})": in_root(cfg.root, name) for name in cfg.policies}
+    if cfg.reward_model:
+        under_root["reward_model"] = in_root(cfg.root, cfg.reward_model)
+    require_inputs(under_root, Path(__file__).resolve().parent)  # one line naming what is missing
     data = summarization_dataset(cfg.dataset, cfg.split, cfg.dataset_config, cfg.max_article_words)
     data = take_rows(data, cfg.num_prompts, seed=0, option="num_prompts", what=f"the {cfg.split!r} split")
     prompts, references = list(data["prompt"]), [r.strip() for r in data["completion"]]

@@ -16,6 +16,7 @@ The pretrained policy and its LoRA adapters are TRL's ``ModelConfig`` (``offline
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import ModelConfig, TrlParser, get_peft_config
 
@@ -23,6 +24,7 @@ from rlhf_ext import ORPOConfig, ORPOTrainer
 from rlhf_ext.data.rows import take_rows
 from rlhf_ext.export import save_policy
 from rlhf_ext.models import load_policy
+from rlhf_ext.pipeline import require_inputs
 from rlhf_ext.summarization import preference_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -62,6 +64,10 @@ def build_trainer(recipe: SummaryORPOArgs, args: ORPOConfig, model_args: ModelCo
 
 
 def main(recipe: SummaryORPOArgs, args: ORPOConfig, model_args: ModelConfig) -> ORPOTrainer:
+    require_inputs(
+        {"preferences": recipe.preferences, "model_name_or_path": model_args.model_name_or_path},
+        Path(__file__).resolve().parent,
+    )  # one line naming what is missing
     trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     save_policy(trainer, trainer.processing_class, args.output_dir)

@@ -26,6 +26,7 @@ Writes the merged policy (no value head), its card and ``train_results.json`` (w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import ModelConfig, TrlParser, get_peft_config
 
@@ -35,6 +36,7 @@ from rlhf_ext.data.rows import take_rows
 from rlhf_ext.export import save_policy
 from rlhf_ext.models import load_policy
 from rlhf_ext.offline.labelers import LABELERS, make_labeler
+from rlhf_ext.pipeline import require_inputs
 
 # ----------------------------------------------------------------------------- hyperparameters
 
@@ -67,6 +69,14 @@ class PPORecipeArgs:
 
 
 def main(recipe: PPORecipeArgs, args: PPOConfig, model_args: ModelConfig):
+    require_inputs(
+        {
+            "model_name_or_path": model_args.model_name_or_path,
+            "reward_model": recipe.reward_model,
+            "value_model_path": args.value_model_path,
+        },
+        Path(__file__).resolve().parent,
+    )  # one line naming what is missing
     prompts = prompt_dataset(recipe.prompts, "train")
     prompts = take_rows(prompts, recipe.num_prompts, seed=args.seed, option="num_prompts", what="the prompt dataset")
     if args.ptx_coef > 0 and "text" not in prompts.column_names:

@@ -22,6 +22,7 @@ TRL's ``ModelConfig`` (``model_name_or_path``, ``use_peft``, ``lora_*``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import ModelConfig, TrlParser, get_peft_config
 
@@ -30,6 +31,7 @@ from rlhf_ext.data.rows import take_rows
 from rlhf_ext.export import save_policy
 from rlhf_ext.models import load_policy
 from rlhf_ext.offline.labelers import make_labeler
+from rlhf_ext.pipeline import require_inputs
 from rlhf_ext.summarization import summarization_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -87,6 +89,14 @@ def build_trainer(recipe: SummaryPPOArgs, args: PPOConfig, model_args: ModelConf
 
 
 def main(recipe: SummaryPPOArgs, args: PPOConfig, model_args: ModelConfig) -> PPOTrainer:
+    require_inputs(
+        {
+            "model_name_or_path": model_args.model_name_or_path,
+            "reward_model": recipe.reward_model,
+            "value_model_path": args.value_model_path,
+        },
+        Path(__file__).resolve().parent,
+    )  # one line naming what is missing
     trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     save_policy(trainer, trainer.processing_class, args.output_dir)

@@ -20,11 +20,13 @@ Writes the reward model, its card and ``eval_results.json`` (held-out metrics) i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
 from rlhf_ext.models import load_reward_model
+from rlhf_ext.pipeline import require_inputs
 
 # ----------------------------------------------------------------------------- hyperparameters
 
@@ -43,6 +45,10 @@ class RewardRecipeArgs:
 
 
 def main(recipe: RewardRecipeArgs, args: RankedRewardConfig, model_args: ModelConfig):
+    require_inputs(
+        {"labels_dir": recipe.labels_dir, "model_name_or_path": model_args.model_name_or_path},
+        Path(__file__).resolve().parent,
+    )  # one line naming what is missing
     from datasets import load_from_disk
 
     data = load_from_disk(recipe.labels_dir)

@@ -19,12 +19,14 @@ The backbone is TRL's ``ModelConfig.model_name_or_path`` (``offline`` for MiniLM
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
 from rlhf_ext.data.rows import take_rows
 from rlhf_ext.models import load_reward_model
+from rlhf_ext.pipeline import require_inputs
 from rlhf_ext.summarization import preference_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -72,6 +74,10 @@ def build_trainer(recipe: SummaryRewardArgs, args: RankedRewardConfig, model_arg
 
 
 def main(recipe: SummaryRewardArgs, args: RankedRewardConfig, model_args: ModelConfig):
+    require_inputs(
+        {"preferences": recipe.preferences, "model_name_or_path": model_args.model_name_or_path},
+        Path(__file__).resolve().parent,
+    )  # one line naming what is missing
     trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     metrics = trainer.evaluate()

@@ -29,20 +29,12 @@ from pathlib import Path
 
 import yaml
 
+from rlhf_ext.pipeline import PIPELINES
+
 HERE = Path(__file__).resolve().parent
-STAGES = ("label", "reward", "ppo", "evaluate")
-SCRIPTS = {
-    "label": "sample_and_label.py",
-    "reward": "reward_sentiment.py",
-    "ppo": "ppo_sentiment.py",
-    "evaluate": "evaluate_sentiment.py",
-}
-CONFIGS = {
-    "label": "sample_and_label_offline.yaml",
-    "reward": "reward_sentiment_offline.yaml",
-    "ppo": "ppo_sentiment_offline.yaml",
-    "evaluate": "evaluate_sentiment_offline.yaml",
-}
+STAGES = tuple(stage.name for stage in PIPELINES["sentiment"])  # label, reward, ppo, evaluate
+SCRIPTS = {stage.name: stage.script for stage in PIPELINES["sentiment"]}
+CONFIGS = {stage.name: stage.config for stage in PIPELINES["sentiment"]}
 
 
 def toy_overrides(root: Path) -> dict[str, list[str]]:

@@ -29,17 +29,10 @@ import json
 import os
 from pathlib import Path
 
+from rlhf_ext.pipeline import PIPELINES
+
 HERE = Path(__file__).resolve().parent
-STAGES = ("sft", "label", "reward", "ppo", "dpo", "orpo", "evaluate")
-SCRIPTS = {
-    "sft": "sft_tldr.py",
-    "label": "sample_and_label.py",
-    "reward": "reward_tldr.py",
-    "ppo": "ppo_tldr.py",
-    "dpo": "dpo_tldr.py",
-    "orpo": "orpo_tldr.py",
-    "evaluate": "evaluate_summaries.py",
-}
+STAGES = tuple(stage.name for stage in PIPELINES["tldr"])  # sft, label, reward, ppo, dpo, orpo, evaluate
 
 
 def toy_overrides(root: Path) -> dict[str, list[str]]:
@@ -96,8 +89,8 @@ def main(argv=None):
         if stage not in args.stages:
             continue
         print(f"\n=== {number}/{len(STAGES)} {stage} ===", flush=True)
-        config = HERE / "configs" / f"{stage}_{args.dataset}_offline.yaml"
-        seconds = run_stage(HERE / SCRIPTS[stage], config, over[stage])
+        step = next(s for s in PIPELINES[args.dataset] if s.name == stage)
+        seconds = run_stage(HERE / step.script, HERE / "configs" / step.config, over[stage])
         timings[stage] = round(seconds, 1)
         print(f"[{stage}: {timings[stage]:.0f} s]", flush=True)
 

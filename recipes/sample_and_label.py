@@ -32,6 +32,7 @@ from rlhf_ext.data.ranking import ranks_from_scores
 from rlhf_ext.data.rows import take_rows
 from rlhf_ext.models import load_policy
 from rlhf_ext.offline.labelers import LABELERS, make_labeler
+from rlhf_ext.pipeline import require_inputs
 from rlhf_ext.sampling import sample_completions
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -104,6 +105,9 @@ def load_prompts(cfg: SampleAndLabelConfig) -> list[str]:
 
 
 def main(cfg: SampleAndLabelConfig):
+    require_inputs(
+        {"model_name_or_path": cfg.model_name_or_path}, Path(__file__).resolve().parent
+    )  # one line naming what is missing
     from datasets import Dataset, DatasetDict
 
     if cfg.k < 2:

@@ -19,6 +19,7 @@ articles, one epoch: about 5 minutes on 2 CPU cores (the config's figures). The 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config
 
@@ -26,6 +27,7 @@ from rlhf_ext import SFTTrainer
 from rlhf_ext.data.rows import take_rows
 from rlhf_ext.export import save_policy
 from rlhf_ext.models import load_policy
+from rlhf_ext.pipeline import require_inputs
 from rlhf_ext.summarization import summarization_dataset
 
 # ----------------------------------------------------------------------------- hyperparameters
@@ -78,6 +80,9 @@ def build_trainer(recipe: SFTRecipeArgs, args: SFTConfig, model_args: ModelConfi
 
 
 def main(recipe: SFTRecipeArgs, args: SFTConfig, model_args: ModelConfig) -> SFTTrainer:
+    require_inputs(
+        {"model_name_or_path": model_args.model_name_or_path}, Path(__file__).resolve().parent
+    )  # one line naming what is missing
     trainer = build_trainer(recipe, args, model_args)
     trainer.train()
     save_policy(trainer, trainer.processing_class, args.output_dir)
