@@ -24,7 +24,7 @@ import functools
 import torch
 from torch import nn
 
-__all__ = ["SelectedLogProbs", "add_compact_lm_head", "selected_log_probs"]
+__all__ = ["SelectedLogProbs", "add_compact_lm_head", "plain_logits", "selected_log_probs"]
 
 # Config fields that scale or soft-cap the logits after the LM head (TRL's fused head reads them): models that set
 # any keep TRL's forward.
@@ -133,13 +133,20 @@ def _is_sharded(weight: torch.Tensor) -> bool:
     return isinstance(weight, DTensor) or hasattr(weight, "ds_id")
 
 
+def plain_logits(model: nn.Module) -> bool:
+    """Whether ``model``'s logits are its LM head's output as is (no scaling or soft-capping after it), so that
+    :func:`selected_log_probs` on its hidden states gives its log-probabilities."""
+    config = model.config.get_text_config()
+    return not any(getattr(config, name, None) is not None for name in _LOGIT_TRANSFORMS)
+
+
 def add_compact_lm_head(model: nn.Module, temperature: float) -> bool:
     """Wrap ``model``'s fused forward (TRL's ``add_fused_lm_head`` must have run) so that fused calls on CPU project only
     the labelled positions. Returns False, leaving the model alone, when its logits are scaled or soft-capped."""
     from trl.trainer.utils import FusedCausalLMOutput
 
     config = model.config.get_text_config()
-    if any(getattr(config, name, None) is not None for name in _LOGIT_TRANSFORMS):
+    if not plain_logits(model):
         return False
     fused_forward = model.forward  # TRL's, an instance attribute
 

@@ -56,7 +56,11 @@ PIPELINES: dict[str, tuple[Stage, ...]] = {
     "cnndm": _summarization("cnndm"),
 }
 # The command that runs a whole pipeline.
-WHOLE = {"sentiment": "make demo", "tldr": "make summarize", "cnndm": "python recipes/run_summarize.py --dataset cnndm"}
+WHOLE = {
+    "sentiment": "make demo",
+    "tldr": "make summarize",
+    "cnndm": "python recipes/run_summarize.py --dataset cnndm",
+}
 # Values of input options that name no folder: the offline default's models and data, the labeler as reward.
 NOT_PATHS = {"offline", "offline-tldr", "offline-cnndm", "labeler"}
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .lm_head import plain_logits, selected_log_probs
+
 
 @dataclass
 class Samples:
@@ -80,33 +82,50 @@ def completion_logprobs(
     model, prompt_ids: list[int], completion_ids: list[list[int]], temperature: float = 1.0
 ) -> list[torch.Tensor]:
     """Per-token log-probabilities of each completion given the prompt, under ``model`` at ``temperature``."""
-    if not completion_ids:
+    return pair_logprobs(model, [(prompt_ids, c) for c in completion_ids], temperature)
+
+
+@torch.no_grad()
+def pair_logprobs(model, pairs: list[tuple[list[int], list[int]]], temperature: float = 1.0) -> list[torch.Tensor]:
+    """Per-token log-probabilities of each ``(prompt_ids, completion_ids)`` pair's completion, in one forward.
+
+    Rows are right-padded, so every token keeps the position it has alone (0, 1, ... from the prompt's first token)."""
+    if not pairs:
         return []
     device = next(model.parameters()).device
-    lengths = [len(c) for c in completion_ids]
-    width = len(prompt_ids) + max(lengths)
-    input_ids = torch.zeros(len(completion_ids), width, dtype=torch.long, device=device)
+    width = max(len(p) + len(c) for p, c in pairs)
+    input_ids = torch.zeros(len(pairs), width, dtype=torch.long, device=device)
     attention = torch.zeros_like(input_ids)
-    for row, comp in enumerate(completion_ids):
-        seq = prompt_ids + comp
+    for row, (prompt, comp) in enumerate(pairs):
+        seq = list(prompt) + list(comp)
         input_ids[row, : len(seq)] = torch.tensor(seq, device=device)
         attention[row, : len(seq)] = 1
+    if plain_logits(model) and hasattr(model, "base_model"):  # only the completions' positions through the LM head
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention).last_hidden_state
+        scored = torch.zeros_like(attention, dtype=torch.bool)
+        for row, (prompt, comp) in enumerate(pairs):
+            scored[row, len(prompt) - 1 : len(prompt) - 1 + len(comp)] = True
+        head = model.get_output_embeddings()
+        targets = input_ids[:, 1:][scored[:, :-1]]
+        flat, _ = selected_log_probs(hidden[scored], head.weight, head.bias, targets, temperature)
+        return [part.cpu() for part in flat.split([len(c) for _, c in pairs])]
     logits = model(input_ids=input_ids, attention_mask=attention).logits.float() / temperature
     logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    start = len(prompt_ids) - 1
-    return [logps[row, start : start + n].cpu() for row, n in enumerate(lengths)]
+    return [logps[row, len(p) - 1 : len(p) - 1 + len(c)].cpu() for row, (p, c) in enumerate(pairs)]
 
 
-def sequence_kl(policy, reference, samples: Samples, temperature: float = 1.0) -> list[float]:
+def sequence_kl(policy, reference, samples: Samples, temperature: float = 1.0, batch_size: int = 16) -> list[float]:
     """Summed per-token log pi - log pi_ref of each sampled completion (the k1 estimate of KL(pi || pi_ref)).
 
     The samples must come from ``policy``; the mean over samples estimates the sequence-level KL, the
-    quantity Ziegler et al.'s adaptive controller targets.
+    quantity Ziegler et al.'s adaptive controller targets. ``batch_size`` completions (of any prompts) share a forward.
     """
+    pairs = [(p, c) for p, comps in zip(samples.prompt_ids, samples.completion_ids) for c in comps]
     out = []
-    for p_ids, comps in zip(samples.prompt_ids, samples.completion_ids):
-        lp = completion_logprobs(policy, p_ids, comps, temperature)
-        lr = completion_logprobs(reference, p_ids, comps, temperature)
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        lp = pair_logprobs(policy, chunk, temperature)
+        lr = pair_logprobs(reference, chunk, temperature)
         out.extend(float((a - b).sum()) for a, b in zip(lp, lr))
     return out
 

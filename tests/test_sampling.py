@@ -53,3 +53,29 @@ def test_sampling_rejects_bad_arguments(lm_and_tok):
     model, tok = lm_and_tok
     with pytest.raises(ValueError, match="k, max_new_tokens and batch_size"):
         sample_completions(model, tok, ["x"], k=0)
+
+
+def test_sequence_kl_of_a_batch_of_prompts_equals_each_sample_scored_alone(lm_and_tok, tiny_models):
+    """Completions of prompts of different lengths share a right-padded forward: each keeps the positions and the
+    log-probs it has alone (the per-sample sum, computed here one unpadded sequence at a time, to 1e-5)."""
+    from transformers import AutoModelForCausalLM
+
+    model, tok = lm_and_tok
+    other = AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    s = sample_completions(
+        model, tok, ["Hi", "The council voted on Tuesday to", "A story"], k=2, max_new_tokens=6, seed=2
+    )
+
+    def alone(m, prompt, comp):
+        with torch.no_grad():
+            logits = m(torch.tensor([prompt + comp])).logits[0] / 0.7
+        return sum(torch.log_softmax(logits[len(prompt) - 1 + i], -1)[t].item() for i, t in enumerate(comp))
+
+    expected = [
+        alone(model, p, c) - alone(other, p, c) for p, comps in zip(s.prompt_ids, s.completion_ids) for c in comps
+    ]
+    assert sequence_kl(model, other, s, temperature=0.7, batch_size=4) == pytest.approx(expected, abs=1e-5)
+    assert sequence_kl(model, other, s, temperature=0.7, batch_size=1) == pytest.approx(expected, abs=1e-5)
