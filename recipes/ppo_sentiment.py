@@ -104,7 +104,13 @@ def main(recipe: PPORecipeArgs, args: PPOConfig, model_args: ModelConfig):
 
     # LoRA merged, value head left out (a separate critic goes beside it, in value_model/): loads anywhere
     save_policy(trainer, tok, args.output_dir)
-    trainer.save_metrics("train", {**result.metrics, "kl_coef": trainer.kl_ctl.value}, combined=False)
+    per_batch = args.generation_batch_size  # episodes sampled per batch, all processes together
+    # a batch is sampled every steps_per_generation x epochs minibatches, the first at step 0 (a last one may be cut short)
+    microbatches = args.max_steps * args.gradient_accumulation_steps
+    batches = -(-microbatches // (args.steps_per_generation * args.num_ppo_epochs))
+    run = {"kl_coef": trainer.kl_ctl.value, "episodes": batches * per_batch, "episodes_per_batch": per_batch,
+           "batches": batches, "ppo_epochs": args.num_ppo_epochs}  # fmt: skip
+    trainer.save_metrics("train", {**result.metrics, **run}, combined=False)
     info = trainer.card_info
     info.dataset_name = "review-openings"
     info.dataset_description = "Rotten Tomatoes review openings (3-8 words) to continue"

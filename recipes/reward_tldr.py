@@ -88,6 +88,7 @@ def main(recipe: SummaryRewardArgs, args: RankedRewardConfig, model_args: ModelC
     trainer.save_model(args.output_dir)
     trainer.processing_class.save_pretrained(args.output_dir)
     trainer.create_model_card()
+    trainer.save_metrics("eval", metrics, combined=False)  # eval_results.json, read by run_summarize.py
     if trainer.is_world_process_zero():  # once, not once per process
         n = len(trainer.eval_dataset)
         print(f"held-out pairwise accuracy: {metrics.get('eval_accuracy', float('nan')):.3f} on {n} rows")

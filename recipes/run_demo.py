@@ -4,6 +4,8 @@
     python recipes/run_demo.py --task descriptiveness         # writes outputs/descriptiveness/
     python recipes/run_demo.py --push_to_hub --hub_model_id you/smollm2-ppo-sentiment
     python recipes/run_demo.py --cards_dir model_cards/sentiment  # also keep the example cards in the repository
+    python recipes/run_demo.py --publish   # the run becomes the published one: docs/demo_summary.json, README table,
+                                           # docs/images plots, model_cards/sentiment
 
 Stages, each a recipe of its own that runs alone (``accelerate launch recipes/<stage>.py --config ...``):
 1. ``sample_and_label.py``   SmolLM2 samples K = 4 continuations of 256 review openings; the labeler ranks them.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -53,6 +56,15 @@ def toy_overrides(root: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+def publish(root: Path, dirs: dict[str, Path], repo: Path = HERE.parent) -> None:
+    """This run becomes the published one: docs/demo_summary.json, the README's block generated from it, the plots."""
+    from rlhf_ext.results import DEMO_JSON, publish_run
+
+    plots = {dirs["ppo"] / "plots" / "reward_vs_kl.png": "demo_reward_vs_kl.png",
+             dirs["eval"] / "plots" / "labeler_scores.png": "demo_labeler_scores.png"}  # fmt: skip
+    publish_run(root / "summary.json", DEMO_JSON, plots, repo)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -65,11 +77,22 @@ def main(argv=None):
     ap.add_argument("--push_to_hub", action="store_true", help="Push the policy, reward model and dataset.")
     ap.add_argument("--hub_model_id", default=None, help="Policy repo id; the RM and dataset get -reward/-labels.")
     ap.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in user's).")
+    ap.add_argument(
+        "--publish",
+        action="store_true",
+        help="Publish this run: its summary.json as docs/demo_summary.json, the README's results block "
+        "regenerated from it (rlhf_ext.results), its plots in docs/images/, its cards in model_cards/sentiment.",
+    )
+    ap.add_argument(
+        "--machine", default=None, help="How to describe the machine in summary.json (default: N CPU cores)."
+    )
     ap.add_argument("--cards_dir", default=None,
                     help="Also copy the policy's and reward model's cards (README.md and plots) here, e.g. model_cards/sentiment.")  # fmt: skip
     args = ap.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         ap.error("--push_to_hub needs --hub_model_id")
+    if args.publish and (args.toy or args.task not in (None, "sentiment")):
+        ap.error("--publish is for the sentiment demo itself (not --toy or another task)")
     args.task = args.task or ("descriptiveness" if args.toy else "sentiment")
 
     from rlhf_ext.cards import copy_card, update_model_card
@@ -106,7 +129,8 @@ def main(argv=None):
     label_stats = read_json(dirs["labels"] / "labeling_stats.json")
     rm_metrics = read_json(dirs["reward"] / "eval_results.json")
     results = read_json(dirs["eval"] / "eval_results.json")["results"]
-    final_kl_coef = read_json(dirs["ppo"] / "train_results.json").get("kl_coef")
+    ppo_run = read_json(dirs["ppo"] / "train_results.json")
+    final_kl_coef = ppo_run.get("kl_coef")
     kl_target = yaml.safe_load((HERE / "configs" / CONFIGS["ppo"]).read_text()).get("kl_target")
     kl_band = (kl_target / 2, kl_target * 1.5) if kl_target else None
     update_model_card(
@@ -136,11 +160,32 @@ def main(argv=None):
         "final KL coefficient": fmt(final_kl_coef),
         "wall time": f"{timings['total'] / 60:.1f} min",
     }
+    record = {
+        "summary": summary,
+        "timings_s": timings,
+        "eval": results,
+        "labels": label_stats,
+        "reward_model": {"heldout_pairwise_accuracy": rm_metrics.get("eval_accuracy")},
+        "ppo": {
+            "episodes": ppo_run.get("episodes"),
+            "episodes_per_batch": ppo_run.get("episodes_per_batch"),
+            "batches": ppo_run.get("batches"),
+            "epochs": ppo_run.get("ppo_epochs"),
+            "kl_target": kl_target,
+            "final_kl_coef": final_kl_coef,
+        },
+        "command": "python recipes/run_demo.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": args.machine or f"{os.cpu_count()} CPU cores, no GPU",
+    }
     with open(root / "summary.json", "w") as f:
-        json.dump({"summary": summary, "timings_s": timings, "eval": results}, f, indent=2, default=str)
-    if args.cards_dir:
-        copy_card(dirs["ppo"], Path(args.cards_dir) / "policy")
-        copy_card(dirs["reward"], Path(args.cards_dir) / "reward_model")
+        json.dump(record, f, indent=2, default=str)
+    cards_dir = args.cards_dir or (HERE.parent / "model_cards" / "sentiment" if args.publish else None)
+    if cards_dir:
+        copy_card(dirs["ppo"], Path(cards_dir) / "policy")
+        copy_card(dirs["reward"], Path(cards_dir) / "reward_model")
+    if args.publish:
+        publish(root, dirs)
 
     if args.push_to_hub:
         from datasets import load_from_disk

@@ -5,6 +5,8 @@
     python recipes/run_summarize.py --toy              # tiny random models, a few steps (the CI test)
     python recipes/run_summarize.py --push_to_hub --hub_model_id you/smollm2-tldr   # also push models and cards
     python recipes/run_summarize.py --cards_dir model_cards/tldr   # also keep the example cards in the repository
+    python recipes/run_summarize.py --publish   # the run becomes the published one: docs/summarize_results.json,
+                                                # the README/docs tables, docs/images plot, model_cards/tldr
 
 Stages (each a recipe of its own, runnable with ``accelerate launch`` and the config named here):
 1. ``sft_tldr.py``          SFT on reference summaries                        sft_<dataset>_offline.yaml
@@ -27,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 from rlhf_ext.pipeline import PIPELINES
@@ -56,6 +60,14 @@ def toy_overrides(root: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+def publish(root: Path, dirs: dict[str, Path], repo: Path = HERE.parent) -> None:
+    """This run becomes the published one: docs/summarize_results.json, the tables generated from it, the plot."""
+    from rlhf_ext.results import SUMMARIZE_JSON, publish_run
+
+    plots = {dirs["eval"] / "plots" / "results.png": "summarize_results.png"}
+    publish_run(root / "summary.json", SUMMARIZE_JSON, plots, repo)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="tldr", choices=["tldr", "cnndm"], help="Which stand-in (and configs).")
@@ -65,11 +77,23 @@ def main(argv=None):
     ap.add_argument("--push_to_hub", action="store_true", help="Push the policies, reward model and labels.")
     ap.add_argument("--hub_model_id", default=None, help="Prefix of the repo ids: <id>-sft, <id>-ppo, ...")
     ap.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in user's).")
+    ap.add_argument(
+        "--publish",
+        action="store_true",
+        help="Publish this run (all stages, --dataset tldr): its summary.json as docs/summarize_results.json, "
+        "the README and docs tables regenerated from it (rlhf_ext.results), the plot in docs/images/, the "
+        "cards in model_cards/tldr.",
+    )
+    ap.add_argument(
+        "--machine", default=None, help="How to describe the machine in summary.json (default: N CPU cores)."
+    )
     ap.add_argument("--cards_dir", default=None,
                     help="Also copy each policy's and the reward model's card (README.md and plots) here, e.g. model_cards/tldr.")  # fmt: skip
     args = ap.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         ap.error("--push_to_hub needs --hub_model_id")
+    if args.publish and (args.toy or args.dataset != "tldr" or list(args.stages) != list(STAGES)):
+        ap.error("--publish is for a full run of the TL;DR stand-in (every stage, not --toy)")
 
     from rlhf_ext.pipeline import run_stage
 
@@ -99,14 +123,34 @@ def main(argv=None):
         json.dump({"seconds": timings, "toy": args.toy, "dataset": args.dataset}, f, indent=2)
     results = None
     if "evaluate" in args.stages:  # every system's metrics, as evaluate_summaries.py wrote them
-        results = json.loads((d["eval"] / "results.json").read_text())["systems"]
+        evaluation = json.loads((d["eval"] / "results.json").read_text())
+        results = evaluation["systems"]
+        labels = json.loads((d["labels"] / "labeling_stats.json").read_text())
+        rm_file = d["reward"] / "eval_results.json"
+        rm = json.loads(rm_file.read_text()) if rm_file.exists() else {}
+        record = {
+            "command": "python recipes/run_summarize.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": args.machine or f"{os.cpu_count()} CPU cores, no GPU",
+            "labels": labels,
+            "reward_model_heldout_pairwise_accuracy": rm.get("eval_accuracy"),
+            "reward_model_heldout_rows": labels.get("test_prompts"),
+            "stage_seconds": timings,
+            "total_seconds": round(sum(timings.values()), 1),
+            "evaluation": evaluation,
+        }
+        with open(root / "summary.json", "w") as f:
+            json.dump(record, f, indent=2)
 
-    if args.cards_dir:
+    cards_dir = args.cards_dir or (HERE.parent / "model_cards" / "tldr" if args.publish else None)
+    if cards_dir:
         from rlhf_ext.cards import copy_card
 
         for name in ("sft", "ppo", "dpo", "orpo", "reward"):
             if (d[name] / "README.md").exists():
-                copy_card(d[name], Path(args.cards_dir) / name)
+                copy_card(d[name], Path(cards_dir) / name)
+    if args.publish:
+        publish(root, d)
     if args.push_to_hub:
         from rlhf_ext.hub import push_folder
 

@@ -31,6 +31,11 @@ def test_toy_pipeline_runs_every_stage_and_pushes(run_demo, local_hub, tmp_path)
     stored = json.loads((out / "summary.json").read_text())
     assert stored["eval"]["num_prompts"] == 16 and 0.0 <= stored["eval"]["win_rate"] <= 1.0
     assert set(summary) >= {"RM held-out pairwise accuracy", "KL to initial (nats)", "wall time"}
+    # what --publish would put into docs/demo_summary.json renders into the README's block
+    from rlhf_ext.results import render_demo
+
+    assert stored["ppo"]["episodes"] == stored["ppo"]["batches"] * stored["ppo"]["episodes_per_batch"] > 0
+    assert f"**{results['win_rate']:.3f}**" in render_demo(stored)
     # The rendered cards of the policy and the reward model, copied for model_cards/ (--cards_dir).
     assert (cards / "policy" / "README.md").read_text() == (out / "ppo" / "README.md").read_text()
     assert (cards / "policy" / "plots" / "labeler_scores.png").stat().st_size > 1000

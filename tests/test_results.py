@@ -1,5 +1,5 @@
 """rlhf_ext.results: the README's and docs' result blocks are what the published runs' JSON generates, a number changed
-by hand is caught."""
+by hand is caught, and publishing a run rewrites them from that run's JSON."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from recipe_loader import load_recipe
 
 from rlhf_ext.results import BLOCKS, check_blocks, render_demo, write_blocks
 
@@ -60,6 +61,42 @@ def test_the_demo_block_shows_the_runs_numbers():
     assert "| 0 | 2.50 (target 3.0; band 1.5-4.5) |" in text
     assert "1,400 comparisons from 250 ranked prompts (6 of 256 all tied and were dropped)" in text
     assert "Wall time 14.0 min" in text and "PPO (12 batches of 64 episodes, 2 epochs) 7.0 min" in text
+
+
+def test_publishing_a_demo_run_rewrites_the_json_the_plots_and_the_readme(tmp_path):
+    repo = repo_copy(tmp_path / "repo")
+    run = tmp_path / "run"
+    dirs = {name: run / name for name in ("labels", "reward", "ppo", "eval")}
+    for folder in ("ppo", "eval"):
+        (dirs[folder] / "plots").mkdir(parents=True)
+    (dirs["ppo"] / "plots" / "reward_vs_kl.png").write_bytes(b"png: reward vs KL")
+    (dirs["eval"] / "plots" / "labeler_scores.png").write_bytes(b"png: scores")
+    summary = json.loads((ROOT / "docs" / "demo_summary.json").read_text())
+    summary["eval"]["win_rate"] = 0.875
+    (run / "summary.json").write_text(json.dumps(summary))
+
+    load_recipe("run_demo").publish(run, dirs, repo=repo)
+    assert json.loads((repo / "docs" / "demo_summary.json").read_text()) == summary
+    assert (repo / "docs" / "images" / "demo_reward_vs_kl.png").read_bytes() == b"png: reward vs KL"
+    assert (repo / "docs" / "images" / "demo_labeler_scores.png").read_bytes() == b"png: scores"
+    assert "**0.875**" in (repo / "README.md").read_text() and check_blocks(repo) == []
+
+
+def test_publishing_a_summarization_run_rewrites_both_tables(tmp_path):
+    repo = repo_copy(tmp_path / "repo")
+    run = tmp_path / "run"
+    dirs = {"eval": run / "eval"}
+    (dirs["eval"] / "plots").mkdir(parents=True)
+    (dirs["eval"] / "plots" / "results.png").write_bytes(b"png: results")
+    summary = json.loads((ROOT / "docs" / "summarize_results.json").read_text())
+    summary["evaluation"]["systems"]["ppo"]["win_rate_vs_sft"] = 0.6171875
+    (run / "summary.json").write_text(json.dumps(summary))
+
+    load_recipe("run_summarize").publish(run, dirs, repo=repo)
+    for file in ("README.md", "docs/summarization.md"):
+        assert "| 0.617 (0.39–0.54) |" in (repo / file).read_text(), file
+    assert (repo / "docs" / "images" / "summarize_results.png").read_bytes() == b"png: results"
+    assert check_blocks(repo) == []
 
 
 def test_a_missing_block_is_named(tmp_path):

@@ -56,6 +56,12 @@ def test_toy_pipeline_runs_every_stage_and_writes_results_and_cards(recipes, tmp
         assert (out / policy / "plots" / "summarization_results.png").stat().st_size > 1000
 
     stored = json.loads((out / "eval" / "results.json").read_text())
+    # what --publish would put into docs/summarize_results.json renders into the README's and docs' tables
+    from rlhf_ext.results import render_summarize_facts, render_summarize_table
+
+    record = json.loads((out / "summary.json").read_text())
+    assert record["evaluation"] == stored and list(record["stage_seconds"]) == list(recipes["run"].STAGES)
+    assert "| ppo |" in render_summarize_table(record) and "comparisons" in render_summarize_facts(record)
     systems = {"sft", "ppo", "dpo", "orpo", "reference"}
     assert set(results) == systems
     for name in systems - {"reference"}:
