@@ -353,7 +353,7 @@ def main() -> None:
     for case in sys.argv[5].split(","):
         result = run(case, models, out / case, B)
         save(result, out / f"{case}-rank{result['rank']}")
-    teardown()  # destroy the gloo group before the interpreter exits
+    teardown()  # destroys the gloo group and ends the process
 
 
 if __name__ == "__main__":

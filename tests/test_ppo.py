@@ -448,9 +448,7 @@ with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
                "head": trainer._value_model.v_head.weight.detach().flatten().tolist(),
                "lm_head": float(trainer.model.lm_head.weight.detach().double().sum()),
                "ptx_rows": trainer._ptx_indices(0)}, f)
-# tear the gloo group down before exit: left to the interpreter's shutdown, its threads can abort the process
-# ("terminate called without an active exception") after all the work is done
-teardown()
+teardown()  # destroys the gloo group and ends the process (see its docstring)
 """
 
 

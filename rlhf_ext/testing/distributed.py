@@ -69,12 +69,20 @@ def free_port() -> int:
 
 
 def teardown() -> None:
-    """Barrier, then destroy the default process group: call it last in every script run by ``run_distributed``."""
+    """Barrier, destroy the default process group, then end the process with exit code 0.
+
+    Call it last in every script run by ``run_distributed``, after its results are written. The process ends with
+    ``os._exit`` because interpreter shutdown (C++ static destructors of torch's and gloo's threads) can still abort a
+    rank with "terminate called without an active exception" after all its work is done, which would fail the launch.
+    """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _tail(text: str, chars: int) -> str:
