@@ -156,19 +156,24 @@ def test_check_finite_gradients_names_the_norm_and_lets_a_loss_scaler_recover(tm
     check_finite_gradients(Fake, torch.tensor(math.inf))
 
 
-def test_a_finite_loss_with_infinite_gradients_stops_before_the_update(tiny_models, tiny_tokenizer, tmp_path):
-    """Step 3's loss is finite, but a hook makes one weight's gradient infinite: the stop names the gradient and step
-    3, and the weights in memory are still checkpoint-2's (the optimizer never applied the bad gradient)."""
+def ranked_trainer(tiny_models, tiny_tokenizer, tmp_path, flag):
+    """A RankedRewardTrainer on the tiny reward model whose Poison callback turns ``flag`` on after step 2."""
     from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
 
-    flag = {"on": False}
-    trainer = RankedRewardTrainer(
+    return RankedRewardTrainer(
         model=str(tiny_models.reward_model),
         args=RankedRewardConfig(**common(tmp_path, per_device_train_batch_size=2)),
         train_dataset=Dataset.from_list(RANKED),
         processing_class=tiny_tokenizer,
         callbacks=[Poison(flag)],
     )
+
+
+def test_a_finite_loss_with_infinite_gradients_stops_before_the_update(tiny_models, tiny_tokenizer, tmp_path):
+    """Step 3's loss is finite, but a hook makes one weight's gradient infinite: the stop names the gradient and step
+    3, and the weights in memory are still checkpoint-2's (the optimizer never applied the bad gradient)."""
+    flag = {"on": False}
+    trainer = ranked_trainer(tiny_models, tiny_tokenizer, tmp_path, flag)
     weight = next(p for p in trainer.model.parameters() if p.requires_grad)
     weight.register_hook(lambda grad: grad * math.inf if flag["on"] else grad)
     message = run_until_error(trainer, tmp_path, r"gradient \(norm (inf|nan)\) at optimizer step 3")
@@ -177,16 +182,8 @@ def test_a_finite_loss_with_infinite_gradients_stops_before_the_update(tiny_mode
 
 
 def test_ranked_reward_trainer_stops_on_nan_rewards(tiny_models, tiny_tokenizer, tmp_path):
-    from rlhf_ext import RankedRewardConfig, RankedRewardTrainer
-
     flag = {"on": False}
-    trainer = RankedRewardTrainer(
-        model=str(tiny_models.reward_model),
-        args=RankedRewardConfig(**common(tmp_path, per_device_train_batch_size=2)),
-        train_dataset=Dataset.from_list(RANKED),
-        processing_class=tiny_tokenizer,
-        callbacks=[Poison(flag)],
-    )
+    trainer = ranked_trainer(tiny_models, tiny_tokenizer, tmp_path, flag)
     poison_scores(trainer.model, flag)
     run_until_error(trainer, tmp_path, "'pairwise' loss at optimizer step 3")
     assert_weights_equal_checkpoint(trainer.model, tmp_path / "out" / "checkpoint-2")
