@@ -35,8 +35,17 @@ def sample_completions(
     batch_size: int = 16,
     seed: int | None = None,
     progress: str | None = None,
+    share_prompt: bool = True,
 ) -> Samples:
-    """K sampled completions per prompt (left-padded batches), cut after the first EOS."""
+    """K sampled completions per prompt (left-padded batches), cut after the first EOS.
+
+    With ``share_prompt`` (and K > 1) each prompt is run through the model once and its key/value cache is copied
+    K times before decoding; ``generate(num_return_sequences=K)`` would run the prompt K times. At the summarization
+    stand-in's shape (~130 prompt tokens, 24 new tokens) the prompt passes are most of the work: sampling K = 8 takes
+    2.5-2.7x less CPU this way (``benchmarks/bench_sampling.py``, 16 articles, the SFT policy). The samples are the
+    same as without sharing up to float rounding (the K copies of a row see the same cache, and the random draws are
+    the same).
+    """
     from tqdm.auto import tqdm
 
     if k < 1 or max_new_tokens < 1 or batch_size < 1:
@@ -53,17 +62,19 @@ def sample_completions(
     for start in tqdm(starts, desc=progress, disable=progress is None):
         batch = list(prompts[start : start + batch_size])
         enc = tokenizer(batch, return_tensors="pt", padding=True)
-        gen = model.generate(
-            **enc,
+        settings = dict(
             do_sample=True,
             temperature=temperature,
             top_k=top_k or None,
             top_p=top_p,
             max_new_tokens=max_new_tokens,
-            num_return_sequences=k,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=eos,
         )
+        if share_prompt and k > 1 and enc["input_ids"].shape[1] > 1:
+            gen = model.generate(**_shared_prefill(model, enc, k), **settings)
+        else:
+            gen = model.generate(**enc, num_return_sequences=k, **settings)
         new = gen[:, enc["input_ids"].shape[1] :].tolist()
         for i, prompt_mask in enumerate(enc["attention_mask"].tolist()):
             ids = enc["input_ids"][i].tolist()
@@ -75,6 +86,26 @@ def sample_completions(
             out.completion_ids.append(comps)
             out.texts.append([tokenizer.decode(c, skip_special_tokens=True) for c in comps])
     return out
+
+
+def _shared_prefill(model, enc, k: int) -> dict:
+    """``generate`` inputs for K samples per row: the prompts' cache (all but the last token) computed once, then
+    repeated K times in ``generate``'s own order (row i's copies at i*K .. i*K+K-1); ``generate`` feeds the last
+    prompt token itself and decodes from there."""
+    input_ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as generate() numbers left-padded rows
+    out = model(
+        input_ids=input_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True
+    )
+    # transformers 5.x names the cache `cache` (`past_key_values` is its deprecated alias, the only name before)
+    name = "cache" if "cache" in out else "past_key_values"
+    cache = out[name]
+    cache.batch_repeat_interleave(k)
+    return {
+        "input_ids": input_ids.repeat_interleave(k, dim=0),
+        "attention_mask": mask.repeat_interleave(k, dim=0),
+        name: cache,
+    }
 
 
 @torch.no_grad()

@@ -79,3 +79,38 @@ def test_sequence_kl_of_a_batch_of_prompts_equals_each_sample_scored_alone(lm_an
     ]
     assert sequence_kl(model, other, s, temperature=0.7, batch_size=4) == pytest.approx(expected, abs=1e-5)
     assert sequence_kl(model, other, s, temperature=0.7, batch_size=1) == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_shared_prompt_prefill_samples_what_generate_samples_per_copy(lm_and_tok):
+    """K samples from one prompt pass (its cache copied K times) equal generate(num_return_sequences=K)'s, left
+    padding included."""
+    model, tok = lm_and_tok
+    prompts = ["The movie", "A long story about the sea and the ships", "Good"]
+    shared = sample_completions(model, tok, prompts, k=4, max_new_tokens=8, temperature=0.7, seed=3)
+    unshared = sample_completions(
+        model, tok, prompts, k=4, max_new_tokens=8, temperature=0.7, seed=3, share_prompt=False
+    )
+    assert shared.completion_ids == unshared.completion_ids
+    assert shared.prompt_ids == unshared.prompt_ids
+    assert len({tuple(c) for comps in shared.completion_ids for c in comps}) > 3, "the K copies must differ"
+
+
+def test_a_shared_prompt_is_run_once_per_prompt_not_once_per_sample(lm_and_tok):
+    """The prompt tokens go through the model for each prompt once; the K copies only decode, one token a step."""
+    model, tok = lm_and_tok
+    prompts = ["The movie", "A long story about the sea and the ships", "Good"]
+    shapes = []
+    hook = model.register_forward_pre_hook(
+        lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        sample_completions(model, tok, prompts, k=4, max_new_tokens=5, seed=0)
+        shared, shapes[:] = list(shapes), []
+        sample_completions(model, tok, prompts, k=4, max_new_tokens=5, seed=0, share_prompt=False)
+        unshared = list(shapes)
+    finally:
+        hook.remove()
+    width = max(len(tok(p)["input_ids"]) for p in prompts)
+    assert shared[0] == (3, width - 1), "one pass of the 3 prompts (their last token is decoding's first input)"
+    assert all(rows == 12 and tokens == 1 for rows, tokens in shared[1:]), shared
+    assert unshared[0] == (12, width), "generate(num_return_sequences=K) runs each prompt K times"
