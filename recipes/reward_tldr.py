@@ -6,8 +6,8 @@
 
 Stiennon et al. 2020 trained the reward model on human comparisons of two summaries; InstructGPT ranked
 K = 4..9 at once. ``RankedRewardTrainer`` takes both: pairwise rows (``trl-lib/tldr-preference``) are
-K = 2 rankings, and the offline labels (K = 4 summaries of one article ranked by ``SummaryLabeler``, from
-``recipes/sample_and_label.py``) put the C(4,2) = 6 comparisons of an article in one batch element, each
+K = 2 rankings, and the offline labels (K = 8 summaries of one article ranked by ``SummaryLabeler``, from
+``recipes/sample_and_label.py``) put the C(8,2) = 28 comparisons of an article in one batch element, each
 summary scored by one forward pass. Held-out pairwise accuracy is the number to watch (Huang et al. 2024,
 Pythia on TL;DR: ~0.63 for 1B, ~0.67 for 2.8B).
 

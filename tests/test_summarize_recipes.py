@@ -45,7 +45,8 @@ def test_toy_pipeline_runs_every_stage_and_writes_results_and_cards(recipes, tmp
 
     labels = load_from_disk(str(out / "labels"))
     assert labels["train"].column_names == ["prompt", "completions", "ranks", "scores"]
-    assert all(len(r) == 4 for r in labels["train"]["completions"])
+    k = yaml.safe_load((CONFIGS / "label_tldr_offline.yaml").read_text())["k"]
+    assert all(len(r) == k for r in labels["train"]["completions"])
     for policy in ("sft", "ppo", "dpo", "orpo"):
         files = {p.name for p in (out / policy).iterdir()}
         assert "model.safetensors" in files and "adapter_config.json" not in files, policy
