@@ -134,7 +134,10 @@ def test_sampler_log_probs_and_values_equal_a_scoring_pass(tiny_models, tok, pol
     for i, n in enumerate(lengths):
         mask[i, :n] = 1
     scores = scores.scores(completions * mask + tok.pad_token_id * (1 - mask), mask)
-    assert scores is not None
+    assert scores is not None  # the sampled tokens, so the recorder's numbers stand in for a scoring pass
+    assert scores.tokens.shape == completions.shape and torch.equal(
+        scores.tokens[mask.bool()], completions[mask.bool()]
+    )
     ids = torch.cat([prompts["input_ids"], completions], 1)
     attention = torch.cat([prompts["attention_mask"], mask], 1)
     labels = ids.masked_fill(attention == 0, -100)
