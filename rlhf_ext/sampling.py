@@ -6,6 +6,7 @@ between a policy and its reference on those samples).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -94,8 +95,15 @@ def _shared_prefill(model, enc, k: int) -> dict:
     prompt token itself and decodes from there."""
     input_ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as generate() numbers left-padded rows
+    # Only the cache is used (generate() scores the last prompt token itself): project one position, not every one,
+    # through the LM head when the model allows it.
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     out = model(
-        input_ids=input_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True
+        input_ids=input_ids[:, :-1],
+        attention_mask=mask[:, :-1],
+        position_ids=positions[:, :-1],
+        use_cache=True,
+        **keep,
     )
     # transformers 5.x names the cache `cache` (`past_key_values` is its deprecated alias, the only name before)
     name = "cache" if "cache" in out else "past_key_values"
