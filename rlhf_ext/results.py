@@ -2,7 +2,9 @@
 
 - ``docs/demo_summary.json`` (``make demo``'s ``summary.json``) -> the demo's table and figures in README.md;
 - ``docs/summarize_results.json`` (``make summarize``'s ``summary.json``) -> the summarization table and figures in
-  README.md and docs/summarization.md (the table is :func:`rlhf_ext.evaluation.results_markdown`, as the run wrote it).
+  README.md and docs/summarization.md (the table is :func:`rlhf_ext.evaluation.results_markdown`, as the run wrote it);
+- ``docs/summarize_ablation.json`` (``benchmarks/ablate_ppo_tldr.py``) -> the PPO ablation table of
+  docs/summarization.md. Until that JSON exists, a block of it in no file is simply not published yet.
 
 Each generated block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; text outside the markers
 is prose and stays as written.
@@ -29,6 +31,7 @@ __all__ = [
     "check_blocks",
     "publish_run",
     "render_demo",
+    "render_summarize_ablation",
     "render_summarize_facts",
     "render_summarize_table",
     "write_blocks",
@@ -36,6 +39,7 @@ __all__ = [
 
 DEMO_JSON = "docs/demo_summary.json"
 SUMMARIZE_JSON = "docs/summarize_results.json"
+ABLATION_JSON = "docs/summarize_ablation.json"
 JUDGE_NAMES = {"SentimentLabeler": "VADER"}
 
 
@@ -95,6 +99,46 @@ def render_summarize_facts(data: dict) -> str:
     )
 
 
+def render_summarize_ablation(data: dict) -> str:
+    """The PPO ablation table (``benchmarks/ablate_ppo_tldr.py``): each variant's win rate vs SFT, KL, judge score,
+    length and cost, then the variants left out and why."""
+
+    def value(x, spec: str) -> str:
+        return "–" if x is None else format(x, spec)
+
+    ev, sft = data["evaluation"], data["sft"]
+    lines = [
+        "| variant | what was taken away | win rate vs SFT (90% CI) | KL to SFT | judge score | words | PPO min | episodes |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| sft | (the starting policy) | – | 0 | {value(sft['judge_score'], '.3f')} | "
+        f"{value(sft['length_words'], '.1f')} | – | – |",
+    ]
+    for name, row in data["variants"].items():
+        low, high = row["win_rate_vs_sft_ci"]
+        minutes = None if row["ppo_seconds"] is None else row["ppo_seconds"] / 60
+        lines.append(
+            f"| {name} | {row['taken_away']} | {row['win_rate_vs_sft']:.3f} ({low:.3f}-{high:.3f}) | "
+            f"{value(row['kl_to_sft'], '.2f')} | {value(row['judge_score'], '.3f')} | "
+            f"{value(row['length_words'], '.1f')} | {value(minutes, '.1f')} | {row['episodes']:,} |"
+        )
+    notes = [
+        f"One run per row, from `{data['ppo_config']}` with the options each variant changes; judged on "
+        f"{ev['num_prompts']} held-out articles ({ev['dataset']}, {ev['split']} split, seed {ev['seed']}), ties half. "
+        f"{data['machine']}, {data['date']}, `{ABLATION_JSON}`."
+    ]
+    for name, row in data["variants"].items():
+        rm = row.get("reward_model")
+        if rm:
+            notes.append(
+                f"`{name}`: {rm['labels']['comparisons']:,} comparisons from {rm['labels']['train_prompts']} articles; "
+                f"reward model held-out pairwise accuracy {value(rm['heldout_pairwise_accuracy'], '.3f')} (all K: "
+                f"{value(rm['full_labels_heldout_pairwise_accuracy'], '.3f')}, the same held-out pairs)."
+            )
+    for name, why in data.get("skipped", {}).items():
+        notes.append(f"Not run: `{name}` ({why}).")
+    return "\n".join([*lines, "", *notes])
+
+
 # (file, block name, JSON it is generated from, renderer)
 BLOCKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
     ("README.md", "demo", DEMO_JSON, render_demo),
@@ -102,26 +146,42 @@ BLOCKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
     ("README.md", "summarize-facts", SUMMARIZE_JSON, render_summarize_facts),
     ("docs/summarization.md", "summarize-table", SUMMARIZE_JSON, render_summarize_table),
     ("docs/summarization.md", "summarize-facts", SUMMARIZE_JSON, render_summarize_facts),
+    ("docs/summarization.md", "summarize-ablation", ABLATION_JSON, render_summarize_ablation),
 ]
 
 
 def _pattern(name: str) -> re.Pattern:
-    return re.compile(rf"(<!-- results:{re.escape(name)} -->\n)(.*?)(\n<!-- /results:{re.escape(name)} -->)", re.S)
+    """The block ``name``: its opening line, its text (group 2; None when the markers enclose nothing yet), its end."""
+    return re.compile(
+        rf"(<!-- results:{re.escape(name)} -->\n)(?:(.*?)\n)?(<!-- /results:{re.escape(name)} -->)", re.S
+    )
+
+
+def _blocks(root: Path) -> list[tuple[str, str, str, Callable[[dict], str]]]:
+    """The entries of :data:`BLOCKS` that are published: all but those whose JSON does not exist yet and whose file
+    has no block for it (a block with no JSON, or a JSON with no block, is an error: ``_generated`` names it)."""
+    return [
+        (file, name, source, render)
+        for file, name, source, render in BLOCKS
+        if (root / source).is_file() or _pattern(name).search((root / file).read_text())
+    ]
 
 
 def _generated(root: Path) -> dict[str, str]:
     """Each file's text with its blocks regenerated."""
     texts: dict[str, str] = {}
     cache: dict[str, dict] = {}
-    for file, name, source, render in BLOCKS:
+    for file, name, source, render in _blocks(root):
         text = texts.get(file) or (root / file).read_text()
         pattern = _pattern(name)
         if not pattern.search(text):
-            raise ValueError(f"{file} has no <!-- results:{name} --> ... <!-- /results:{name} --> block")
+            raise ValueError(f"{file} has no <!-- results:{name} --> ... <!-- /results:{name} --> block for {source}")
+        if not (root / source).is_file():
+            raise ValueError(f"{file}'s block {name} is generated from {source}, which does not exist")
         if source not in cache:
             cache[source] = json.loads((root / source).read_text())
         block = render(cache[source])
-        texts[file] = pattern.sub(lambda m, block=block: m.group(1) + block + m.group(3), text, count=1)
+        texts[file] = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(3), text, count=1)
     return texts
 
 
@@ -131,7 +191,7 @@ def check_blocks(root: str | Path = ".") -> list[str]:
     stale = []
     for file, text in _generated(root).items():
         current = (root / file).read_text()
-        for f, name, _, _ in BLOCKS:
+        for f, name, _, _ in _blocks(root):
             if f == file and _pattern(name).search(current).group(2) != _pattern(name).search(text).group(2):
                 stale.append(f"{file}: {name}")
     return stale

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from recipe_loader import load_recipe
 
-from rlhf_ext.results import BLOCKS, check_blocks, render_demo, write_blocks
+from rlhf_ext.results import BLOCKS, check_blocks, render_demo, render_summarize_ablation, write_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def repo_copy(tmp_path: Path) -> Path:
     """README.md and the docs the blocks live in and come from, in a folder of their own."""
     for file in {f for f, _, _, _ in BLOCKS} | {source for _, _, source, _ in BLOCKS}:
-        (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / file, tmp_path / file)
+        if (ROOT / file).is_file():  # a JSON not published yet has no block either
+            (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / file, tmp_path / file)
     (tmp_path / "docs" / "images").mkdir(exist_ok=True)
     return tmp_path
 
@@ -105,3 +106,73 @@ def test_a_missing_block_is_named(tmp_path):
     readme.write_text(readme.read_text().replace("<!-- /results:demo -->", ""))
     with pytest.raises(ValueError, match="README.md has no <!-- results:demo -->"):
         write_blocks(repo)
+
+
+ABLATION = {
+    "date": "2026-12-01",
+    "machine": "2 CPU cores, no GPU",
+    "ppo_config": "recipes/configs/ppo_tldr_offline.yaml",
+    "evaluation": {"dataset": "offline-tldr", "split": "test", "num_prompts": 128, "seed": 1234},
+    "sft": {"judge_score": 0.5762765, "length_words": 9.7734375},
+    "variants": {
+        "full": {
+            "taken_away": "nothing: the config as it is",
+            "win_rate_vs_sft": 0.546875,
+            "win_rate_vs_sft_ci": [0.4765625, 0.6171875],
+            "kl_to_sft": 0.6365,
+            "judge_score": 0.5971,
+            "length_words": 10.28125,
+            "ppo_seconds": 607.7,
+            "episodes": 128,
+        },
+        "k4_labels": {
+            "taken_away": "all but 4 of each article's K ranked summaries",
+            "win_rate_vs_sft": 0.5,
+            "win_rate_vs_sft_ci": [0.4296875, 0.5703125],
+            "kl_to_sft": 1.5325,
+            "judge_score": 0.5762765,
+            "length_words": 8.8203125,
+            "ppo_seconds": 1234.0,
+            "episodes": 1536,
+            "reward_model": {
+                "labels": {"comparisons": 665, "train_prompts": 112},
+                "heldout_pairwise_accuracy": 0.4818,
+                "full_labels_heldout_pairwise_accuracy": 0.5636,
+            },
+        },
+    },
+    "skipped": {"critic_from_reward_model": "no critic can be copied from outputs/tldr/reward: an encoder"},
+}
+
+
+def test_the_ablation_table_shows_each_variants_numbers():
+    expected = """\
+| variant | what was taken away | win rate vs SFT (90% CI) | KL to SFT | judge score | words | PPO min | episodes |
+|---|---|---|---|---|---|---|---|
+| sft | (the starting policy) | – | 0 | 0.576 | 9.8 | – | – |
+| full | nothing: the config as it is | 0.547 (0.477-0.617) | 0.64 | 0.597 | 10.3 | 10.1 | 128 |
+| k4_labels | all but 4 of each article's K ranked summaries | 0.500 (0.430-0.570) | 1.53 | 0.576 | 8.8 | 20.6 | 1,536 |
+
+One run per row, from `recipes/configs/ppo_tldr_offline.yaml` with the options each variant changes; judged on 128 \
+held-out articles (offline-tldr, test split, seed 1234), ties half. 2 CPU cores, no GPU, 2026-12-01, \
+`docs/summarize_ablation.json`.
+`k4_labels`: 665 comparisons from 112 articles; reward model held-out pairwise accuracy 0.482 (all K: 0.564, the \
+same held-out pairs).
+Not run: `critic_from_reward_model` (no critic can be copied from outputs/tldr/reward: an encoder)."""
+    assert render_summarize_ablation(ABLATION) == expected
+
+
+def test_the_ablation_block_is_published_once_its_json_exists(tmp_path):
+    repo = repo_copy(tmp_path)
+    assert not (repo / "docs" / "summarize_ablation.json").exists() and check_blocks(repo) == []
+    (repo / "docs" / "summarize_ablation.json").write_text(json.dumps(ABLATION))
+    with pytest.raises(ValueError, match="no <!-- results:summarize-ablation --> .* block for docs/"):
+        check_blocks(repo)
+    doc = repo / "docs" / "summarization.md"
+    doc.write_text(doc.read_text() + "\n<!-- results:summarize-ablation -->\n<!-- /results:summarize-ablation -->\n")
+    assert check_blocks(repo) == ["docs/summarization.md: summarize-ablation"]
+    assert write_blocks(repo) == ["docs/summarization.md"] and check_blocks(repo) == []
+    assert "| full | nothing: the config as it is | 0.547 (0.477-0.617) |" in doc.read_text()
+    (repo / "docs" / "summarize_ablation.json").unlink()  # a block whose JSON is gone
+    with pytest.raises(ValueError, match="generated from docs/summarize_ablation.json, which does not exist"):
+        check_blocks(repo)
