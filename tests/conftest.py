@@ -63,3 +63,14 @@ def local_hub(tmp_path, monkeypatch):
     hub.patch_clients(monkeypatch, cache_dir=tmp_path / "hf-cache")
     yield hub
     hub.stop()
+
+
+@pytest.fixture(scope="session")
+def toy_summarize_run(tmp_path_factory):
+    """One toy pass of every summarization stage (``run_summarize.py --toy``), shared by the tests that read a finished
+    run: ``(root, results, timings)``. Tests that add to it write only into folders of their own under ``root``."""
+    from recipe_loader import load_recipe
+
+    root = tmp_path_factory.mktemp("toy-summarize") / "tldr"
+    results, timings = load_recipe("run_summarize").main(["--toy", "--output_dir", str(root)])
+    return root, results, timings

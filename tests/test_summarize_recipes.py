@@ -35,12 +35,11 @@ def recipes():
 # ----------------------------------------------------------------------------- the toy pipeline
 
 
-def test_toy_pipeline_runs_every_stage_and_writes_results_and_cards(recipes, tmp_path):
+def test_toy_pipeline_runs_every_stage_and_writes_results_and_cards(recipes, toy_summarize_run):
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM
 
-    out = tmp_path / "tldr"
-    results, timings = recipes["run"].main(["--toy", "--output_dir", str(out)])
+    out, results, timings = toy_summarize_run
     assert list(timings) == list(recipes["run"].STAGES)
 
     labels = load_from_disk(str(out / "labels"))
