@@ -1,0 +1,121 @@
+"""benchmarks/ablate_ppo_tldr.py: the K = 4 label subset, the critic check, and a toy ablation from start to JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ablate():
+    name = "benchmarks.ablate_ppo_tldr"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "ablate_ppo_tldr.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its dataclass is resolved through the module's entry
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def labels(train_scores: list[list[float]]):
+    """Ranked labels as sample_and_label.py saves them: two training articles with 6 scored summaries, one held out."""
+    from datasets import Dataset, DatasetDict
+
+    from rlhf_ext.data.ranking import ranks_from_scores
+
+    def row(article, scores):
+        completions = [f" summary {i} of {article}" for i in range(len(scores))]
+        return {"prompt": f"ARTICLE: {article}\nTL;DR:", "completions": completions,
+                "ranks": ranks_from_scores(scores), "scores": scores}  # fmt: skip
+
+    train = [row(f"article {i}", scores) for i, scores in enumerate(train_scores)]
+    test = [row("held-out article", [0.3, 0.1, 0.8, 0.2, 0.5, 0.4])]
+    return DatasetDict({"train": Dataset.from_list(train), "test": Dataset.from_list(test)})
+
+
+def test_first_k_labels_reranks_the_first_k_from_their_scores_and_keeps_the_heldout_split(ablate):
+    full = labels([[0.1, 0.9, 0.5, 0.3, 2.0, -1.0], [0.2, 0.2, 0.7, 0.2, 0.9, 0.1]])
+    assert full["train"][0]["ranks"] == [4, 1, 2, 3, 0, 5]  # the best (2.0) is the 5th summary, left out below
+
+    subset, stats = ablate.first_k_labels(full, 4)
+    a, b = subset["train"][0], subset["train"][1]
+    assert a["completions"] == [" summary 0 of article 0", " summary 1 of article 0", " summary 2 of article 0",
+                                " summary 3 of article 0"]  # fmt: skip
+    assert a["scores"] == [0.1, 0.9, 0.5, 0.3] and a["ranks"] == [3, 0, 1, 2]
+    assert b["scores"] == [0.2, 0.2, 0.7, 0.2] and b["ranks"] == [1, 1, 0, 1]  # equal scores tie
+    assert subset["test"].to_list() == full["test"].to_list()  # held out, whole: the same pairs score both RMs
+    assert stats == {"k": 4, "train_prompts": 2, "all_tied_dropped": 0, "comparisons": 6 + 3,
+                     "test_prompts": {"test": 1}}  # fmt: skip
+
+
+def test_first_k_labels_drops_an_article_whose_first_k_tie_and_refuses_nothing_to_take(ablate):
+    full = labels([[0.1, 0.9, 0.5, 0.3, 2.0, -1.0], [0.2, 0.2, 0.2, 0.2, 0.9, 0.1]])
+    subset, stats = ablate.first_k_labels(full, 4)
+    assert subset["train"]["prompt"] == ["ARTICLE: article 0\nTL;DR:"] and stats["all_tied_dropped"] == 1
+    with pytest.raises(ValueError, match="6 completions for some article; 6 of them takes nothing away"):
+        ablate.first_k_labels(full, 6)
+
+
+def test_a_critic_from_an_encoder_reward_model_is_refused_with_the_trainers_reason(ablate, tiny_models, tmp_path):
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(tiny_models.tokenizer)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                        intermediate_size=64, num_labels=1)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "bert-rm")
+    tok.save_pretrained(tmp_path / "bert-rm")
+    why = ablate.critic_unavailable(tmp_path / "bert-rm", tiny_models.causal_lm)
+    assert "BertForSequenceClassification" in why and "no scalar `score` head" in why
+    assert ablate.critic_unavailable(tiny_models.reward_model, tiny_models.causal_lm) is None  # a decoder: fine
+
+
+@pytest.mark.slow  # the evaluation's judge loads MiniLM and SmolLM2
+def test_toy_ablation_runs_two_variants_writes_the_json_and_resumes(ablate, toy_summarize_run, tmp_path, capsys):
+    root, _, _ = toy_summarize_run
+    output = tmp_path / "ablation.json"
+    argv = ["--root", str(root), "--toy", "--variants", "full", "k4_labels", "no_reward_normalization",
+            "--output", str(output)]  # fmt: skip
+    summary = ablate.main(argv)
+    assert json.loads(output.read_text()) == summary
+    assert json.loads((root / "ablation" / "summary.json").read_text()) == summary
+    # the offline config has no reward normalisation to take away: said, not run
+    assert summary["skipped"] == {
+        "no_reward_normalization": "the config already has reward_normalization = none: that is `full`"
+    }
+    assert list(summary["variants"]) == ["full", "k4_labels"]
+    full, k4 = summary["variants"]["full"], summary["variants"]["k4_labels"]
+    assert full["overrides"] == [] and k4["overrides"] == ["--reward_model", str(root / "ablation" / "reward_k4")]
+    for row in (full, k4):
+        low, high = row["win_rate_vs_sft_ci"]
+        assert 0.0 <= low <= row["win_rate_vs_sft"] <= high <= 1.0
+        assert {"kl_to_sft", "judge_score", "reward_model_score", "length_words"} <= set(row)
+        assert row["ppo_seconds"] > 0
+        assert row["episodes"] == 8  # the toy PPO: one batch of 4 prompts x 2 minibatches
+    # the K = 4 reward model: the toy labels' 14 training articles x C(4, 2) pairs, scored on the same held-out rows
+    labels_k4 = k4["reward_model"]["labels"]
+    assert labels_k4["k"] == 4 and labels_k4["test_prompts"] == {"test": 2}
+    assert labels_k4["comparisons"] <= 6 * labels_k4["train_prompts"]
+    assert 0.0 <= k4["reward_model"]["heldout_pairwise_accuracy"] <= 1.0
+    # one evaluation: SFT and both variants on the toy run's own held-out articles and seed
+    evaluated = json.loads((root / "ablation" / "eval" / "results.json").read_text())["systems"]
+    assert set(evaluated) == {"sft", "ablation/full", "ablation/k4_labels", "reference"}
+    main_eval = json.loads((root / "eval" / "samples.json").read_text())["config"]
+    assert {k: summary["evaluation"][k] for k in ("num_prompts", "seed", "split")} == {
+        k: main_eval[k] for k in ("num_prompts", "seed", "split")
+    }
+    assert "## Summarization comparison" not in (root / "ablation" / "full" / "README.md").read_text()
+
+    # run again: both policies and the K = 4 reward model are finished, so only the evaluation runs
+    capsys.readouterr()
+    again = ablate.main(argv)
+    printed = capsys.readouterr().out
+    assert "[ablation] full: " in printed and "holds a finished policy" in printed
+    assert "=== 1/2 PPO" not in printed and "reward_k4 is a finished reward model: not trained again" in printed
+    assert again["variants"]["full"]["ppo_seconds"] == full["ppo_seconds"]
+    assert again["variants"]["k4_labels"]["win_rate_vs_sft"] == k4["win_rate_vs_sft"]  # same seed, same samples
