@@ -273,6 +273,9 @@ def main(argv=None) -> dict:
     for number, (name, options) in enumerate(plan.items(), start=1):
         folder = out_dir / name
         record = finished(folder)
+        if record and record["overrides"] != cli(options):
+            print(f"[ablation] {name}: {folder} was trained with {record['overrides']}, not {cli(options)}: run again")
+            record = None
         if record:
             print(f"[ablation] {name}: {folder} holds a finished policy ({record['ppo_seconds']:.0f} s of PPO): not "
                   "run again (delete the folder to rerun it)", flush=True)  # fmt: skip

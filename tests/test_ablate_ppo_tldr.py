@@ -111,11 +111,17 @@ def test_toy_ablation_runs_two_variants_writes_the_json_and_resumes(ablate, toy_
     }
     assert "## Summarization comparison" not in (root / "ablation" / "full" / "README.md").read_text()
 
-    # run again: both policies and the K = 4 reward model are finished, so only the evaluation runs
+    # run again: the K = 4 policy and reward model are finished, so they are not trained again; a policy trained with
+    # other options than its variant's now (here: a record edited by hand) is
+    record = root / "ablation" / "full" / "ablation_run.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "overrides": ["--max_steps", "1"]}))
     capsys.readouterr()
     again = ablate.main(argv)
     printed = capsys.readouterr().out
-    assert "[ablation] full: " in printed and "holds a finished policy" in printed
-    assert "=== 1/2 PPO" not in printed and "reward_k4 is a finished reward model: not trained again" in printed
-    assert again["variants"]["full"]["ppo_seconds"] == full["ppo_seconds"]
+    assert "[ablation] k4_labels: " in printed and "holds a finished policy" in printed
+    assert "reward_k4 is a finished reward model: not trained again" in printed
+    assert "full was trained with ['--max_steps', '1'], not []: run again" in printed
+    assert "=== 1/2 PPO: full ===" in printed and "PPO: k4_labels" not in printed
+    assert again["variants"]["k4_labels"]["ppo_seconds"] == k4["ppo_seconds"]
     assert again["variants"]["k4_labels"]["win_rate_vs_sft"] == k4["win_rate_vs_sft"]  # same seed, same samples
+    assert again["variants"]["full"]["overrides"] == []
