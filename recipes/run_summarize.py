@@ -60,6 +60,28 @@ def toy_overrides(root: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+def earlier_timings(path: Path, toy: bool, dataset: str) -> dict[str, float]:
+    """Stage times an earlier invocation wrote for the same root (e.g. all stages, then `--stages evaluate`).
+
+    They are kept so that timings.json and summary.json hold the latest time of every stage whose folder the run
+    reads; times of a toy run, or of the other dataset, in the same root are dropped.
+    """
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    if earlier.get("toy") != toy or earlier.get("dataset") != dataset:
+        return {}
+    return {stage: seconds for stage, seconds in earlier.get("seconds", {}).items() if stage in STAGES}
+
+
+def reward_starts_from_sft(dataset: str) -> bool:
+    """Whether the reward config's backbone is the SFT stage's output (then this run's SFT folder is passed on)."""
+    import yaml
+
+    config = yaml.safe_load((HERE / "configs" / f"reward_{dataset}_offline.yaml").read_text())
+    return str(config.get("model_name_or_path", "")).rstrip("/") == f"outputs/{dataset}/sft"
+
+
 def publish(root: Path, dirs: dict[str, Path], repo: Path = HERE.parent) -> None:
     """This run becomes the published one: docs/summarize_results.json, the tables generated from it, the plot."""
     from rlhf_ext.results import SUMMARIZE_JSON, publish_run
@@ -103,12 +125,15 @@ def main(argv=None):
     over["sft"] += ["--output_dir", str(d["sft"])]
     over["label"] += ["--model_name_or_path", str(d["sft"]), "--output_dir", str(d["labels"])]
     over["reward"] += ["--preferences", str(d["labels"]), "--output_dir", str(d["reward"])]
+    if not args.toy and reward_starts_from_sft(args.dataset):  # Huang et al.'s backbone: this run's SFT policy
+        over["reward"] += ["--model_name_or_path", str(d["sft"])]
     over["ppo"] += ["--model_name_or_path", str(d["sft"]), "--reward_model", str(d["reward"]), "--output_dir", str(d["ppo"])]  # fmt: skip
     over["dpo"] += ["--model_name_or_path", str(d["sft"]), "--preferences", str(d["labels"]), "--output_dir", str(d["dpo"])]  # fmt: skip
     over["orpo"] += ["--preferences", str(d["labels"]), "--output_dir", str(d["orpo"])]
     over["evaluate"] += ["--root", str(root), "--output_dir", str(d["eval"])]
 
-    timings = {}
+    timings_file = root / "timings.json"
+    timings = earlier_timings(timings_file, args.toy, args.dataset)
     for number, stage in enumerate(STAGES, start=1):
         if stage not in args.stages:
             continue
@@ -118,8 +143,9 @@ def main(argv=None):
         timings[stage] = round(seconds, 1)
         print(f"[{stage}: {timings[stage]:.0f} s]", flush=True)
 
+    timings = {s: timings[s] for s in STAGES if s in timings}  # pipeline order
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / "timings.json", "w") as f:
+    with open(timings_file, "w") as f:
         json.dump({"seconds": timings, "toy": args.toy, "dataset": args.dataset}, f, indent=2)
     results = None
     if "evaluate" in args.stages:  # every system's metrics, as evaluate_summaries.py wrote them

@@ -77,6 +77,22 @@ def test_toy_pipeline_runs_every_stage_and_writes_results_and_cards(recipes, toy
     assert stored  # written next to the table
 
 
+def test_stage_times_of_an_earlier_invocation_on_the_same_root_are_kept(recipes, tmp_path):
+    earlier_timings = recipes["run"].earlier_timings
+    path = tmp_path / "timings.json"
+    path.write_text(json.dumps({"seconds": {"sft": 500.0, "label": 700.0, "old": 1.0}, "toy": False, "dataset": "tldr"}))
+    assert earlier_timings(path, toy=False, dataset="tldr") == {"sft": 500.0, "label": 700.0}
+    assert earlier_timings(path, toy=True, dataset="tldr") == {}  # a toy run's times are not this run's
+    assert earlier_timings(path, toy=False, dataset="cnndm") == {}
+    assert earlier_timings(tmp_path / "missing.json", toy=False, dataset="tldr") == {}
+
+
+def test_the_reward_stage_starts_from_this_runs_sft_policy_when_its_config_says_so(recipes):
+    # TL;DR: the SFT trunk (Huang et al.), so run_summarize passes <output_dir>/sft; CNN/DM: MiniLM ("offline")
+    assert recipes["run"].reward_starts_from_sft("tldr")
+    assert not recipes["run"].reward_starts_from_sft("cnndm")
+
+
 # ----------------------------------------------------------------------------- paper configs
 
 HUB_MODELS = ("EleutherAI/", "cleanrl/", "outputs/")
