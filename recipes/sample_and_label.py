@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 from trl import TrlParser
 
 from rlhf_ext.continuation import prompt_dataset
@@ -141,10 +142,14 @@ def main(cfg: SampleAndLabelConfig):
         print(f"  rlhf-ext label serve --data {cfg.output_dir} --session {cfg.output_dir}.sqlite")
         return data, {"prompts": len(data), "seconds": round(time.time() - t0, 1)}
     rows = []
-    for prompt, comps in zip(prompts, completions):
-        scores = labeler.score([prompt] * len(comps), comps)
-        ranks = ranks_from_scores(scores, tie_tolerance=labeler.tie_tolerance)
-        rows.append({"prompt": prompt, "completions": comps, "ranks": ranks, "scores": scores})
+    chunk = cfg.batch_size  # prompts judged together: the judge's models batch their K completions
+    for start in tqdm(range(0, len(prompts), chunk), desc=f"ranking with the {cfg.task} labeler", unit="batch"):
+        group = list(zip(prompts[start : start + chunk], completions[start : start + chunk]))
+        flat = labeler.score([p for p, comps in group for _ in comps], [c for _, comps in group for c in comps])
+        for prompt, comps in group:
+            scores, flat = flat[: len(comps)], flat[len(comps) :]
+            ranks = ranks_from_scores(scores, tie_tolerance=labeler.tie_tolerance)
+            rows.append({"prompt": prompt, "completions": comps, "ranks": ranks, "scores": scores})
     # A prompt whose K completions all tie gives no comparison: InstructGPT's loss has no pair for it.
     usable = [r for r in rows if len(set(r["ranks"])) > 1]
     if len(usable) < 2:
