@@ -39,6 +39,7 @@ __all__ = [
 
 DEMO_JSON = "docs/demo_summary.json"
 SUMMARIZE_JSON = "docs/summarize_results.json"
+PPO_RUNS_JSON = "docs/summarize_ppo_runs.json"
 ABLATION_JSON = "docs/summarize_ablation.json"
 JUDGE_NAMES = {"SentimentLabeler": "VADER"}
 
@@ -139,6 +140,32 @@ def render_summarize_ablation(data: dict) -> str:
     return "\n".join([*lines, "", *notes])
 
 
+def render_ppo_runs(data: dict) -> str:
+    """PPO runs from one SFT policy and reward model (``benchmarks/collect_ppo_runs.py``): what each run did, then
+    the joint evaluation's table and the line of labels and reward-model accuracy."""
+    from .evaluation import results_markdown
+
+    lines = [
+        "| run | reward | episodes | optimizer steps (minibatch) | PPO epochs | critic | PPO min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, run in data["runs"].items():
+        c = run["config"]
+        critic = "copy of the reward model" if c.get("critic_from_reward_model") else "value head on the policy trunk"
+        lines.append(
+            f"| {name} | {run['reward_model']} | {run['episodes']:,} | {run['optimizer_steps']} "
+            f"({c['per_device_train_batch_size']}) | {c.get('num_ppo_epochs', 4)} | {critic} | "
+            f"{run['train_runtime_s'] / 60:.1f} |"
+        )
+    labels, rm, ev = data["labels"], data["reward_model"], data["evaluation"]
+    facts = (
+        f"Labels: {labels['comparisons']:,} comparisons from {labels['train_prompts']} articles (K = 8); reward model "
+        f"held-out pairwise accuracy {rm['eval_accuracy']:.3f} ({labels['test_prompts']} held-out articles). "
+        f"{data['machine']}, {data['date']}, `{PPO_RUNS_JSON}`."
+    )
+    return "\n".join([*lines, "", results_markdown(ev["systems"]).rstrip("\n"), "", facts])
+
+
 # (file, block name, JSON it is generated from, renderer)
 BLOCKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
     ("README.md", "demo", DEMO_JSON, render_demo),
@@ -147,6 +174,7 @@ BLOCKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
     ("docs/summarization.md", "summarize-table", SUMMARIZE_JSON, render_summarize_table),
     ("docs/summarization.md", "summarize-facts", SUMMARIZE_JSON, render_summarize_facts),
     ("docs/summarization.md", "summarize-ablation", ABLATION_JSON, render_summarize_ablation),
+    ("docs/summarization.md", "ppo-runs", PPO_RUNS_JSON, render_ppo_runs),
 ]
 
 

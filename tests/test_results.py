@@ -176,3 +176,41 @@ def test_the_ablation_block_is_published_once_its_json_exists(tmp_path):
     (repo / "docs" / "summarize_ablation.json").unlink()  # a block whose JSON is gone
     with pytest.raises(ValueError, match="generated from docs/summarize_ablation.json, which does not exist"):
         check_blocks(repo)
+
+
+def test_ppo_runs_are_collected_from_their_configs_logs_and_one_evaluation(tmp_path):
+    from rlhf_ext.results import render_ppo_runs
+
+    collect = load_recipe("collect_ppo_runs", folder=ROOT / "benchmarks")
+    config = {"max_steps": 128, "per_device_train_batch_size": 8, "num_ppo_epochs": 2, "output_dir": "x"}
+    (tmp_path / "a.yaml").write_text(json.dumps(config))  # YAML is a superset of JSON
+    (tmp_path / "b.yaml").write_text(json.dumps({**config, "critic_from_reward_model": True, "reward_model": "labeler"}))
+    (tmp_path / "a.log").write_text("{'train_runtime': '987.2', 'train_loss': '0.1'}\n")
+    (tmp_path / "b.log").write_text("step 1\n{'train_runtime': '1500'}\n")
+    (tmp_path / "unfinished.log").write_text("  5%| 6/128\n")
+    row = {"judge_score": 0.5, "kl_to_sft": 1.25, "win_rate_vs_sft": 0.625, "win_rate_vs_sft_ci": [0.5, 0.75]}
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "results.json").write_text(json.dumps({"systems": {"sft": {"judge_score": 0.45}, "a": row, "b": row}}))
+    (tmp_path / "labels").mkdir()
+    stats = {"comparisons": 14216, "train_prompts": 448, "test_prompts": 64}
+    (tmp_path / "labels" / "labeling_stats.json").write_text(json.dumps(stats))
+    (tmp_path / "rm").mkdir()
+    (tmp_path / "rm" / "eval_results.json").write_text(json.dumps({"eval_accuracy": 0.6177}))
+    out = tmp_path / "runs.json"
+    common = ["--eval", str(tmp_path / "eval"), "--labels", str(tmp_path / "labels"), "--reward", str(tmp_path / "rm")]
+    with pytest.raises(SystemExit, match="unfinished.log: no train_runtime"):
+        collect.main([*common, "--run", f"a={tmp_path}/a.yaml:{tmp_path}/unfinished.log", "--output", str(out)])
+    with pytest.raises(SystemExit, match=r"runs \['c'\] are not in"):
+        collect.main([*common, "--run", f"c={tmp_path}/a.yaml:{tmp_path}/a.log", "--output", str(out)])
+    runs = [f"--run=a={tmp_path}/a.yaml:{tmp_path}/a.log", f"--run=b={tmp_path}/b.yaml:{tmp_path}/b.log"]
+    collect.main([*common, *runs, "--machine", "2 CPU cores", "--output", str(out)])
+    data = json.loads(out.read_text())
+    assert data["runs"]["a"]["episodes"] == 512 and data["runs"]["a"]["optimizer_steps"] == 128  # 128 x 8 / 2
+    text = render_ppo_runs(data)
+    assert "| a | reward model | 512 | 128 (8) | 2 | value head on the policy trunk | 16.5 |" in text
+    assert "| b | the judge (SummaryLabeler) | 512 | 128 (8) | 2 | copy of the reward model | 25.0 |" in text
+    assert "| a | " in text.split("| system |")[1] and "0.625 (0.50–0.75)" in text
+    assert text.endswith(
+        f"Labels: 14,216 comparisons from 448 articles (K = 8); reward model held-out pairwise accuracy 0.618 (64 "
+        f"held-out articles). 2 CPU cores, {data['date']}, `docs/summarize_ppo_runs.json`."
+    )
