@@ -8,7 +8,7 @@
 
 Per run the JSON keeps its config (as parsed from the YAML), the episodes and optimizer steps it implies, and the
 trainer's ``train_runtime`` from its log; beside them the labels' and reward model's statistics and the evaluation's
-``results.json`` as written. ``python -m rlhf_ext.results --write`` renders the tables of docs/summarization.md from it.
+``results.json`` as written. ``python -m rlhf_ext.results`` renders the tables of docs/summarization.md from it.
 """
 
 from __future__ import annotations

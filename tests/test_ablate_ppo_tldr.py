@@ -79,14 +79,14 @@ def test_a_critic_from_an_encoder_reward_model_is_refused_with_the_trainers_reas
 def test_toy_ablation_runs_two_variants_writes_the_json_and_resumes(ablate, toy_summarize_run, tmp_path, capsys):
     root, _, _ = toy_summarize_run
     output = tmp_path / "ablation.json"
-    argv = ["--root", str(root), "--toy", "--variants", "full", "k4_labels", "no_reward_normalization",
+    argv = ["--root", str(root), "--toy", "--variants", "full", "k4_labels", "reference_reward_normalization",
             "--output", str(output)]  # fmt: skip
     summary = ablate.main(argv)
     assert json.loads(output.read_text()) == summary
     assert json.loads((root / "ablation" / "summary.json").read_text()) == summary
-    # the offline config has no reward normalisation to take away: said, not run
+    # the offline config normalises on the references already: said, not run
     assert summary["skipped"] == {
-        "no_reward_normalization": "the config already has reward_normalization = none: that is `full`"
+        "reference_reward_normalization": "the config already has reward_normalization = reference: that is `full`"
     }
     assert list(summary["variants"]) == ["full", "k4_labels"]
     full, k4 = summary["variants"]["full"], summary["variants"]["k4_labels"]
