@@ -184,13 +184,17 @@ def test_ppo_runs_are_collected_from_their_configs_logs_and_one_evaluation(tmp_p
     collect = load_recipe("collect_ppo_runs", folder=ROOT / "benchmarks")
     config = {"max_steps": 128, "per_device_train_batch_size": 8, "num_ppo_epochs": 2, "output_dir": "x"}
     (tmp_path / "a.yaml").write_text(json.dumps(config))  # YAML is a superset of JSON
-    (tmp_path / "b.yaml").write_text(json.dumps({**config, "critic_from_reward_model": True, "reward_model": "labeler"}))
+    (tmp_path / "b.yaml").write_text(
+        json.dumps({**config, "critic_from_reward_model": True, "reward_model": "labeler"})
+    )
     (tmp_path / "a.log").write_text("{'train_runtime': '987.2', 'train_loss': '0.1'}\n")
     (tmp_path / "b.log").write_text("step 1\n{'train_runtime': '1500'}\n")
     (tmp_path / "unfinished.log").write_text("  5%| 6/128\n")
     row = {"judge_score": 0.5, "kl_to_sft": 1.25, "win_rate_vs_sft": 0.625, "win_rate_vs_sft_ci": [0.5, 0.75]}
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "results.json").write_text(json.dumps({"systems": {"sft": {"judge_score": 0.45}, "a": row, "b": row}}))
+    (tmp_path / "eval" / "results.json").write_text(
+        json.dumps({"systems": {"sft": {"judge_score": 0.45}, "a": row, "b": row}})
+    )
     (tmp_path / "labels").mkdir()
     stats = {"comparisons": 14216, "train_prompts": 448, "test_prompts": 64}
     (tmp_path / "labels" / "labeling_stats.json").write_text(json.dumps(stats))

@@ -80,7 +80,9 @@ def test_toy_pipeline_runs_every_stage_and_writes_results_and_cards(recipes, toy
 def test_stage_times_of_an_earlier_invocation_on_the_same_root_are_kept(recipes, tmp_path):
     earlier_timings = recipes["run"].earlier_timings
     path = tmp_path / "timings.json"
-    path.write_text(json.dumps({"seconds": {"sft": 500.0, "label": 700.0, "old": 1.0}, "toy": False, "dataset": "tldr"}))
+    path.write_text(
+        json.dumps({"seconds": {"sft": 500.0, "label": 700.0, "old": 1.0}, "toy": False, "dataset": "tldr"})
+    )
     assert earlier_timings(path, toy=False, dataset="tldr") == {"sft": 500.0, "label": 700.0}
     assert earlier_timings(path, toy=True, dataset="tldr") == {}  # a toy run's times are not this run's
     assert earlier_timings(path, toy=False, dataset="cnndm") == {}
