@@ -14,8 +14,8 @@ GAE (gamma 1, lambda 0.95) on a value head on the policy trunk; clipped policy a
 articles' text.
 
 Offline departures (paper values in the paper config): SmolLM2-135M SFT policy with LoRA, a reward model (the
-SFT policy with a scalar head) trained on SummaryLabeler rankings, 24-token summaries [53] (the stand-in's references are headlines
-of ~9 words), 2 PPO epochs [4], a few hundred episodes [1M]: 2 CPU cores. The policy and its LoRA adapters are
+SFT policy with a scalar head) trained on SummaryLabeler rankings, 24-token summaries [53] (the stand-in's
+references are headlines of ~9 words), 1 PPO epoch [4], 256 episodes [1M]: 2 CPU cores. The policy and its LoRA adapters are
 TRL's ``ModelConfig`` (``model_name_or_path``, ``use_peft``, ``lora_*``).
 """
 

@@ -159,7 +159,7 @@ def render_ppo_runs(data: dict) -> str:
         )
     labels, rm, ev = data["labels"], data["reward_model"], data["evaluation"]
     facts = (
-        f"Labels: {labels['comparisons']:,} comparisons from {labels['train_prompts']} articles (K = 8); reward model "
+        f"Labels: {labels['comparisons']:,} comparisons from {labels['train_prompts']} articles; reward model "
         f"held-out pairwise accuracy {rm['eval_accuracy']:.3f} ({labels['test_prompts']} held-out articles). "
         f"{data['machine']}, {data['date']}, `{PPO_RUNS_JSON}`."
     )

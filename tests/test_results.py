@@ -215,6 +215,6 @@ def test_ppo_runs_are_collected_from_their_configs_logs_and_one_evaluation(tmp_p
     assert "| b | the judge (SummaryLabeler) | 512 | 128 (8) | 2 | copy of the reward model | 25.0 |" in text
     assert "| a | " in text.split("| system |")[1] and "0.625 (0.50–0.75)" in text
     assert text.endswith(
-        f"Labels: 14,216 comparisons from 448 articles (K = 8); reward model held-out pairwise accuracy 0.618 (64 "
+        f"Labels: 14,216 comparisons from 448 articles; reward model held-out pairwise accuracy 0.618 (64 "
         f"held-out articles). 2 CPU cores, {data['date']}, `docs/summarize_ppo_runs.json`."
     )
