@@ -6,7 +6,7 @@
     python benchmarks/collect_ppo_runs.py --eval ROOT/eval_ppo --labels ROOT/labels --reward ROOT/reward \\
         --run ppo_a=A.yaml:A.log --run ppo_b=B.yaml:B.log
 
-Per run the JSON keeps its config (as parsed from the YAML), the episodes and optimizer steps it implies, and the
+Per run the JSON keeps its config (the YAML), the episodes, optimizer steps and epochs ``PPOConfig`` derives from it, and the
 trainer's ``train_runtime`` from its log; beside them the labels' and reward model's statistics and the evaluation's
 ``results.json`` as written. ``python -m rlhf_ext.results`` renders the tables of docs/summarization.md from it.
 """
@@ -14,6 +14,7 @@ trainer's ``train_runtime`` from its log; beside them the labels' and reward mod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -26,16 +27,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_record(config_path: Path, log_path: Path) -> dict:
+    """What one PPO run did: its YAML, and the figures ``PPOConfig`` derives from it (defaults filled in), with the
+    trainer's ``train_runtime`` from the run's log."""
+    from rlhf_ext import PPOConfig
+
     config = yaml.safe_load(config_path.read_text())
     runtimes = re.findall(r"'train_runtime': '?([0-9.]+)", log_path.read_text(errors="replace"))
     if not runtimes:
         raise SystemExit(f"{log_path}: no train_runtime in the log (did the PPO run finish?)")
-    steps, epochs = config["max_steps"], config.get("num_ppo_epochs", 4)
+    fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    # parsed here on whatever machine collects: device options do not change the counts read from it
+    args = PPOConfig(**{**{k: v for k, v in config.items() if k in fields}, "use_cpu": True, "bf16": False})
     return {
         "config": {k: v for k, v in config.items() if k not in ("model_name_or_path", "reward_model", "output_dir")},
         "reward_model": "the judge (SummaryLabeler)" if config.get("reward_model") == "labeler" else "reward model",
-        "optimizer_steps": steps,
-        "episodes": steps * config["per_device_train_batch_size"] // epochs,
+        "optimizer_steps": args.max_steps,
+        "minibatch": args.per_device_train_batch_size,
+        "num_ppo_epochs": args.num_ppo_epochs,
+        "critic_from_reward_model": args.critic_from_reward_model,
+        "episodes": args.num_total_batches * args.batch_size,  # batches x episodes per batch, all processes
         "train_runtime_s": float(runtimes[-1]),
     }
 

@@ -150,12 +150,10 @@ def render_ppo_runs(data: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, run in data["runs"].items():
-        c = run["config"]
-        critic = "copy of the reward model" if c.get("critic_from_reward_model") else "value head on the policy trunk"
+        critic = "copy of the reward model" if run["critic_from_reward_model"] else "value head on the policy trunk"
         lines.append(
-            f"| {name} | {run['reward_model']} | {run['episodes']:,} | {run['optimizer_steps']} "
-            f"({c['per_device_train_batch_size']}) | {c.get('num_ppo_epochs', 4)} | {critic} | "
-            f"{run['train_runtime_s'] / 60:.1f} |"
+            f"| {name} | {run['reward_model']} | {run['episodes']:,} | {run['optimizer_steps']} ({run['minibatch']}) "
+            f"| {run['num_ppo_epochs']} | {critic} | {run['train_runtime_s'] / 60:.1f} |"
         )
     labels, rm, ev = data["labels"], data["reward_model"], data["evaluation"]
     facts = (
