@@ -28,7 +28,6 @@ rates with their intervals.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -84,17 +83,6 @@ VARIANTS: dict[str, Variant] = {
 # ----------------------------------------------------------------------------- helpers
 
 
-def _script(name: str):
-    """The module of ``recipes/<name>.py`` (its dataclasses and functions), loaded once."""
-    module_name = f"recipes.{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, RECIPES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # dataclass annotations are resolved through the module's entry
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
 def cli(options: dict) -> list[str]:
     """``{"max_steps": 8, "critic_from_reward_model": True}`` -> ``["--max_steps", "8", "--critic_from_reward_model",
     "true"]``."""
@@ -110,8 +98,9 @@ def parse_ppo(config: Path, overrides: list[str]):
     from trl import ModelConfig, TrlParser
 
     from rlhf_ext import PPOConfig
+    from rlhf_ext.pipeline import load_script
 
-    parser = TrlParser((_script("ppo_tldr").SummaryPPOArgs, PPOConfig, ModelConfig))
+    parser = TrlParser((load_script(RECIPES / "ppo_tldr.py").SummaryPPOArgs, PPOConfig, ModelConfig))
     return parser.parse_args_and_config(args=["--config", str(config), *overrides])
 
 
@@ -195,7 +184,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--machine", default=None, help="How to describe the machine (default: N CPU cores).")
     opts = ap.parse_args(argv)
 
-    from rlhf_ext.pipeline import PIPELINES, run_stage
+    from rlhf_ext.pipeline import PIPELINES, load_script, run_stage
 
     root = Path(opts.root)
     d = {name: root / name for name in ("sft", "labels", "reward", "eval")}
@@ -207,7 +196,7 @@ def main(argv=None) -> dict:
     out_dir = root / "ablation"
     stages = {s.name: s for s in PIPELINES[opts.dataset]}
     configs = {name: RECIPES / "configs" / stages[name].config for name in ("ppo", "reward", "evaluate")}
-    toy = _script("run_summarize").toy_overrides(root) if opts.toy else {name: [] for name in configs}
+    toy = load_script(RECIPES / "run_summarize.py").toy_overrides(root) if opts.toy else {name: [] for name in configs}
 
     # 1. what each variant changes, given what the config already does
     inputs = {"model_name_or_path": str(d["sft"]), "reward_model": str(d["reward"])}

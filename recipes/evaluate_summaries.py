@@ -26,6 +26,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
 from trl import TrlParser
 
 from rlhf_ext.data.rows import take_rows
@@ -111,15 +112,20 @@ def main(cfg: SummaryEvalConfig) -> dict:
         if name == cfg.baseline:  # the baseline against itself: 0 by definition, no need for two more passes
             kls[name] = 0.0
         else:
-            kls[name] = mean(sequence_kl(model, baseline_model, samples, temperature=cfg.temperature))
+            kl = sequence_kl(
+                model, baseline_model, samples, temperature=cfg.temperature, progress=f"{name} KL to {cfg.baseline}"
+            )
+            kls[name] = mean(kl)
     summaries["reference"] = references
 
     # 2. score every system: judge, reward model, ROUGE, length, degeneration
     judge = make_labeler("summary")
-    judge_scores = {name: judge.score(prompts, texts) for name, texts in summaries.items()}
+    judge_scores = {
+        name: judge.score(prompts, texts) for name, texts in tqdm(summaries.items(), desc="Judging systems")
+    }
     rm_path = locate(cfg.root, cfg.reward_model) if cfg.reward_model else None
     metrics = {}
-    for name, texts in summaries.items():
+    for name, texts in tqdm(summaries.items(), desc="Scoring systems (reward model, ROUGE)"):
         row = {
             "judge_score": mean(judge_scores[name]),
             "length_words": mean([len(t.split()) for t in texts]),

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import runpy
 import shlex
@@ -120,3 +121,17 @@ def run_stage(script: str | os.PathLike, config: str | os.PathLike, overrides: l
     finally:
         sys.argv = saved
     return time.time() - start
+
+
+def load_script(path: str | os.PathLike):
+    """The module of a script that is not in a package (``recipes/ppo_tldr.py``, ``benchmarks/...``), to reach its
+    dataclasses and functions without running its ``__main__`` block. Loaded once per process, as
+    ``<folder name>.<file stem>``."""
+    path = Path(path)
+    module_name = f"{path.parent.name}.{path.stem}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclass annotations are resolved through the module's entry
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 SOURCES = ("none", "reference", "initial_policy")
 
@@ -147,7 +148,9 @@ def reference_scores(trainer, dataset, batch_size: int) -> torch.Tensor:
     tok = trainer.processing_class
     scores, keep = [], []
     weights = trainer.reward_weights.to(trainer.accelerator.device)
-    for start in range(0, per_rank, batch_size):
+    starts = range(0, per_rank, batch_size)
+    desc = "Scoring the reward normalisation's reference set"
+    for start in tqdm(starts, desc=desc, disable=not trainer.accelerator.is_local_main_process):
         rows = [dataset[i] for i in mine[start : start + batch_size]]
         prompts = [r["prompt"] for r in rows]
         completions = [r["completion"] for r in rows]

@@ -153,15 +153,20 @@ def pair_logprobs(model, pairs: list[tuple[list[int], list[int]]], temperature: 
     return [logps[row, len(p) - 1 : len(p) - 1 + len(c)].cpu() for row, (p, c) in enumerate(pairs)]
 
 
-def sequence_kl(policy, reference, samples: Samples, temperature: float = 1.0, batch_size: int = 16) -> list[float]:
+def sequence_kl(
+    policy, reference, samples: Samples, temperature: float = 1.0, batch_size: int = 16, progress: str | None = None
+) -> list[float]:
     """Summed per-token log pi - log pi_ref of each sampled completion (the k1 estimate of KL(pi || pi_ref)).
 
     The samples must come from ``policy``; the mean over samples estimates the sequence-level KL, the
     quantity Ziegler et al.'s adaptive controller targets. ``batch_size`` completions (of any prompts) share a forward.
+    ``progress`` names a progress bar (None: no bar).
     """
+    from tqdm.auto import tqdm
+
     pairs = [(p, c) for p, comps in zip(samples.prompt_ids, samples.completion_ids) for c in comps]
     out = []
-    for start in range(0, len(pairs), batch_size):
+    for start in tqdm(range(0, len(pairs), batch_size), desc=progress, disable=progress is None):
         chunk = pairs[start : start + batch_size]
         lp = pair_logprobs(policy, chunk, temperature)
         lr = pair_logprobs(reference, chunk, temperature)
