@@ -118,7 +118,7 @@ def first_k_labels(labels, k: int, tie_tolerance: float = 0.0):
     Returns the new ``DatasetDict`` and its figures (rows, dropped rows, comparisons)."""
     from datasets import Dataset, DatasetDict
 
-    from rlhf_ext.data.ranking import ranked_pairs, ranks_from_scores
+    from rlhf_ext.data.ranking import ranked_pairs, ranks_from_scores, scores_shared_by_copies
 
     train = labels["train"]
     widths = {len(c) for c in train["completions"]}
@@ -126,7 +126,7 @@ def first_k_labels(labels, k: int, tie_tolerance: float = 0.0):
         raise ValueError(f"the labels have {min(widths)} completions for some article; {k} of them takes nothing away")
     rows, dropped = [], 0
     for row in train:
-        scores = list(row["scores"][:k])
+        scores = scores_shared_by_copies(row["completions"][:k], row["scores"][:k])
         ranks = ranks_from_scores(scores, tie_tolerance=tie_tolerance)
         if len(set(ranks)) < 2:
             dropped += 1

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from trl import TrlParser
 
 from rlhf_ext.continuation import prompt_dataset
-from rlhf_ext.data.ranking import ranks_from_scores
+from rlhf_ext.data.ranking import ranks_from_scores, scores_shared_by_copies
 from rlhf_ext.data.rows import take_rows
 from rlhf_ext.models import load_policy
 from rlhf_ext.offline.labelers import LABELERS, make_labeler
@@ -147,7 +147,7 @@ def main(cfg: SampleAndLabelConfig):
         group = list(zip(prompts[start : start + chunk], completions[start : start + chunk]))
         flat = labeler.score([p for p, comps in group for _ in comps], [c for _, comps in group for c in comps])
         for prompt, comps in group:
-            scores, flat = flat[: len(comps)], flat[len(comps) :]
+            scores, flat = scores_shared_by_copies(comps, flat[: len(comps)]), flat[len(comps) :]
             ranks = ranks_from_scores(scores, tie_tolerance=labeler.tie_tolerance)
             rows.append({"prompt": prompt, "completions": comps, "ranks": ranks, "scores": scores})
     # A prompt whose K completions all tie gives no comparison: InstructGPT's loss has no pair for it.

@@ -9,7 +9,8 @@ from datasets import Dataset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlhf_ext.data.ranking import pairs_to_ranked, ranked_pairs, ranks_from_scores, to_ranked
+from rlhf_ext.data.ranking import pairs_to_ranked, ranked_pairs, ranks_from_scores, scores_shared_by_copies, to_ranked
+from rlhf_ext.data.validation import validate_ranked_row
 
 GOOD = {"prompt": "Q", "completions": ["a", "b", "c"], "ranks": [0, 1, 1]}
 
@@ -24,6 +25,23 @@ def test_ranked_pairs_orders_winner_first_and_skips_ties():
 def test_ranks_from_scores_dense_and_ties():
     assert ranks_from_scores([7, 9, 7, 1]) == [1, 0, 1, 2]
     assert ranks_from_scores([1.0, 2.0], higher_is_better=False) == [0, 1]
+
+
+def test_copies_of_a_completion_share_its_first_score_and_rank():
+    # A batched judge scored the same text 0.45122 and 0.45123 at two places in its batch (the MiniLM embedding
+    # moves in the last bits with padding): ranked as they are, the copies would be compared with each other.
+    completions = [" a bar sued", " man sues", " a bar sued", " other"]
+    scores = [0.45122, 0.6, 0.45123, 0.1]
+    assert ranks_from_scores(scores) == [2, 0, 1, 3]
+    with pytest.raises(ValueError, match="completions 0 and 2 are identical but ranked 2 and 1"):
+        validate_ranked_row({"prompt": "p", "completions": completions, "ranks": ranks_from_scores(scores)}, 0, "row")
+    shared = scores_shared_by_copies(completions, scores)
+    assert shared == [0.45122, 0.6, 0.45122, 0.1]
+    ranks = ranks_from_scores(shared)
+    assert ranks == [1, 0, 1, 2]
+    validate_ranked_row({"prompt": "p", "completions": completions, "ranks": ranks}, 0, "row")
+    with pytest.raises(ValueError, match="3 completions but 2 scores"):
+        scores_shared_by_copies(completions[:3], scores[:2])
 
 
 def test_to_ranked_explicit_implicit_and_conversational():

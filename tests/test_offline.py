@@ -12,6 +12,7 @@ from rlhf_ext.offline import OfflineAssetMissing, assets, corpora
 from rlhf_ext.offline.labelers import (
     LABELERS,
     DescriptivenessLabeler,
+    Labeler,
     SentimentLabeler,
     SummaryLabeler,
     completion_text,
@@ -78,6 +79,14 @@ def test_ranks_from_scores_ties_and_order():
     assert ranks_from_scores([1.0, 1.05, 0.0], tie_tolerance=0.1) == [0, 0, 1]
     with pytest.raises(ValueError, match="tie_tolerance"):
         ranks_from_scores([1.0], tie_tolerance=-1)
+
+
+def test_labeler_rank_ties_copies_whatever_their_scores():
+    class PositionNoise(Labeler):  # a judge whose score of a text drifts with its place in the batch
+        def score(self, prompts, completions, references=None):
+            return [len(c) + 1e-7 * i for i, c in enumerate(completions)]
+
+    assert PositionNoise().rank("p", ["abc", "a", "abc"]) == [0, 1, 0]
 
 
 def test_sentiment_labeler_ranks_glowing_over_hostile():

@@ -4,7 +4,7 @@ Every ordered pair (winner, loser) with ``ranks[winner] < ranks[loser]`` of a ra
 ranked row of K completions carries C(K, 2) comparisons (InstructGPT, Ouyang et al. 2022).
 
 - :func:`ranked_pairs`: the comparison pairs of one row;
-- :func:`ranks_from_scores`: dense ranks from a labeler's scores;
+- :func:`ranks_from_scores`: dense ranks from a labeler's scores (:func:`scores_shared_by_copies` first);
 - :func:`to_ranked` / :func:`pairwise_row_to_ranked`: TRL preference rows (``chosen``/``rejected``) as ranked rows with
   K = 2; :func:`pairs_to_ranked`: pairwise rows grouped by prompt into one ranked row per prompt;
 - :func:`ranked_to_pairs`: ranked rows back to TRL pairwise rows (e.g. for ``trl.DPOTrainer``).
@@ -29,6 +29,7 @@ __all__ = [
     "ranked_pairs",
     "ranked_to_pairs",
     "ranks_from_scores",
+    "scores_shared_by_copies",
     "to_ranked",
 ]
 
@@ -62,6 +63,19 @@ def ranks_from_scores(scores: Sequence[float], higher_is_better: bool = True, ti
         if not distinct or distinct[-1] - s > tie_tolerance:
             distinct.append(s)
     return [next(i for i, d in enumerate(distinct) if d - s <= tie_tolerance) for s in keyed]
+
+
+def scores_shared_by_copies(completions: Sequence, scores: Sequence[float]) -> list[float]:
+    """``scores`` with every copy of a completion given the score of its first occurrence.
+
+    A labeler's scores of one text can differ in the last bits with its place in a batch (padding changes the
+    embedding arithmetic), and any difference, however small, ranks two copies apart: a comparison of a completion
+    with itself, which ``validate_ranked_row`` rejects. Copies that share a score share a rank.
+    """
+    if len(completions) != len(scores):
+        raise ValueError(f"{len(completions)} completions but {len(scores)} scores")
+    first: dict[str, float] = {}
+    return [first.setdefault(row_key(c), s) for c, s in zip(completions, scores)]
 
 
 def to_ranked(dataset):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..data.ranking import ranks_from_scores
+from ..data.ranking import ranks_from_scores, scores_shared_by_copies
 from .assets import INSTALL_HINT, OfflineAssetMissing
 from .summary_judge import (
     ArticleSimilarity,
@@ -67,10 +67,10 @@ class Labeler:
         raise NotImplementedError
 
     def rank(self, prompt: str, completions: Sequence, reference: str | None = None) -> list[int]:
-        """Rank K completions of one prompt: 0 is the best; equal scores share a rank."""
+        """Rank K completions of one prompt: 0 is the best; equal scores, and copies of one text, share a rank."""
         texts = [completion_text(c) for c in completions]
         refs = None if reference is None else [reference] * len(texts)
-        scores = self.score([completion_text(prompt)] * len(texts), texts, refs)
+        scores = scores_shared_by_copies(texts, self.score([completion_text(prompt)] * len(texts), texts, refs))
         return ranks_from_scores(scores, tie_tolerance=self.tie_tolerance)
 
     def __call__(self, prompts=None, completions=None, **kwargs) -> list[float]:
