@@ -177,6 +177,9 @@ def main(argv=None) -> dict:
                     help="Variants to run (default: every one that differs from the config).")  # fmt: skip
     ap.add_argument("--dataset", default="tldr", choices=["tldr", "cnndm"], help="Which stand-in's configs.")
     ap.add_argument("--toy", action="store_true", help="The run is run_summarize.py --toy's: tiny models, few steps.")
+    ap.add_argument("--full_from_run", action="store_true",
+                    help="`full` is the run's own PPO stage (ROOT/ppo, run_summarize.py's run of the same config), "
+                         "evaluated again, not trained again.")  # fmt: skip
     ap.add_argument("--num_prompts", type=int, default=None,
                     help="Held-out articles to evaluate (default: as many as the run's own evaluation).")  # fmt: skip
     ap.add_argument("--output", default=None,
@@ -258,8 +261,20 @@ def main(argv=None) -> dict:
         plan[name] = {"reward_model": str(rm_dir), **plan[name]}
 
     # 3. one PPO run per variant
-    runs = {}
+    runs, policies = {}, {name: f"ablation/{name}" for name in plan}  # policy folders under root
+    if opts.full_from_run and "full" in plan:
+        timings = root / "timings.json"
+        ppo_seconds = json.loads(timings.read_text())["seconds"].get("ppo") if timings.is_file() else None
+        if not (root / "ppo" / "config.json").is_file() or ppo_seconds is None:
+            raise SystemExit(
+                f"error: --full_from_run needs the run's PPO policy in {root / 'ppo'} and its time in {timings}"
+            )
+        runs["full"] = {"overrides": [], "ppo_seconds": ppo_seconds, "episodes": episodes(config), "policy": "ppo"}
+        policies["full"] = "ppo"
+        print(f"[ablation] full: the run's own PPO stage ({root / 'ppo'}, {ppo_seconds:.0f} s), not trained again")
     for number, (name, options) in enumerate(plan.items(), start=1):
+        if name in runs:
+            continue
         folder = out_dir / name
         record = finished(folder)
         if record and record["overrides"] != cli(options):
@@ -286,7 +301,7 @@ def main(argv=None) -> dict:
         keep = ("dataset", "dataset_config", "split", "max_article_words", "num_prompts", "max_new_tokens",
                 "temperature", "batch_size", "seed", "reward_model")  # fmt: skip
         same = cli({k: settings[k] for k in keep if settings.get(k) is not None})
-    policies = {name: f"ablation/{name}" for name in runs}  # folders under root
+    policies = {name: policies[name] for name in runs}
     over = [*same, *(["--num_prompts", str(opts.num_prompts)] if opts.num_prompts else []), "--root", str(root),
             "--policies", "sft", *policies.values(), "--baseline", "sft", "--output_dir", str(out_dir / "eval"),
             "--update_cards", "false"]  # fmt: skip
@@ -301,6 +316,7 @@ def main(argv=None) -> dict:
         row = systems[policies[name]]
         variants[name] = {
             "taken_away": VARIANTS[name].taken_away,
+            "policy": policies[name],
             "overrides": record["overrides"],
             **{key: row.get(key) for key in METRICS},
             "ppo_seconds": record["ppo_seconds"],

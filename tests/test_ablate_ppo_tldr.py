@@ -125,3 +125,36 @@ def test_toy_ablation_runs_two_variants_writes_the_json_and_resumes(ablate, toy_
     assert again["variants"]["k4_labels"]["ppo_seconds"] == k4["ppo_seconds"]
     assert again["variants"]["k4_labels"]["win_rate_vs_sft"] == k4["win_rate_vs_sft"]  # same seed, same samples
     assert again["variants"]["full"]["overrides"] == []
+
+
+@pytest.mark.slow  # the evaluation's judge loads MiniLM and SmolLM2
+def test_toy_ablation_full_from_run_evaluates_the_runs_own_ppo(ablate, toy_summarize_run, tmp_path, capsys):
+    root, _, _ = toy_summarize_run
+    argv = [
+        "--root",
+        str(root),
+        "--toy",
+        "--variants",
+        "full",
+        "--full_from_run",
+        "--output",
+        str(tmp_path / "a.json"),
+    ]
+    summary = ablate.main(argv)
+    assert "full: the run's own PPO stage" in capsys.readouterr().out
+    full = summary["variants"]["full"]
+    assert full["policy"] == "ppo" and full["overrides"] == []
+    assert full["ppo_seconds"] == json.loads((root / "timings.json").read_text())["seconds"]["ppo"]
+    assert full["episodes"] == 8
+    evaluated = json.loads((root / "ablation" / "eval" / "results.json").read_text())["systems"]
+    assert set(evaluated) == {"sft", "ppo", "reference"}
+    # same policy, seed and articles as the run's own evaluation: the same win rate
+    main = json.loads((root / "eval" / "results.json").read_text())["systems"]["ppo"]
+    assert full["win_rate_vs_sft"] == main["win_rate_vs_sft"]
+
+    (root / "timings.json").rename(tmp_path / "timings.json")
+    try:
+        with pytest.raises(SystemExit, match="--full_from_run needs the run's PPO policy"):
+            ablate.main(argv)
+    finally:
+        (tmp_path / "timings.json").rename(root / "timings.json")
