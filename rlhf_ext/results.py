@@ -128,6 +128,10 @@ def render_summarize_ablation(data: dict) -> str:
         f"{data['machine']}, {data['date']}, `{ABLATION_JSON}`."
     ]
     for name, row in data["variants"].items():
+        if row.get("policy") and not row["policy"].startswith("ablation/"):
+            notes.append(
+                f"`{name}` is the run's own PPO stage (`{row['policy']}`), evaluated again beside the others."
+            )
         rm = row.get("reward_model")
         if rm:
             notes.append(

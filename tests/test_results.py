@@ -160,6 +160,14 @@ held-out articles (offline-tldr, test split, seed 1234), ties half. 2 CPU cores,
 same held-out pairs).
 Not run: `critic_from_reward_model` (no critic can be copied from outputs/tldr/reward: an encoder)."""
     assert render_summarize_ablation(ABLATION) == expected
+    # `full` taken from the run's own PPO stage (--full_from_run) says so under the table
+    reused = json.loads(json.dumps(ABLATION))
+    reused["variants"]["full"]["policy"] = "ppo"
+    reused["variants"]["k4_labels"]["policy"] = "ablation/k4_labels"
+    assert render_summarize_ablation(reused) == expected.replace(
+        "`docs/summarize_ablation.json`.\n",
+        "`docs/summarize_ablation.json`.\n`full` is the run's own PPO stage (`ppo`), evaluated again beside the others.\n",
+    )
 
 
 def test_the_ablation_block_is_published_once_its_json_exists(tmp_path):
