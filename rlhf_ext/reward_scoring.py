@@ -62,6 +62,7 @@ def _model_max_length(model) -> int | None:
 
 
 @torch.inference_mode()
+@torch.no_grad()
 def score_texts(
     model,
     tokenizer,
@@ -77,7 +78,9 @@ def score_texts(
 
     Rows are tokenized with :func:`reward_input_ids`, right-padded with ``tokenizer.pad_token_id`` (the model finds
     the last real token from its ``config.pad_token_id``, which must be the same id) and scored in batches of
-    ``batch_size`` (None: all at once). ``max_length`` defaults to the model's position limit. Returns a float32 tensor on ``device``.
+    ``batch_size`` (None: all at once). ``max_length`` defaults to the model's position limit. Returns a float32
+    tensor on ``device``, without gradient: scores are rewards, never differentiated, and a graph of the reward
+    model's activations would only cost time and memory.
     """
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions: pair them one to one")
