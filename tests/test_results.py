@@ -90,12 +90,13 @@ def test_publishing_a_summarization_run_rewrites_both_tables(tmp_path):
     (dirs["eval"] / "plots").mkdir(parents=True)
     (dirs["eval"] / "plots" / "results.png").write_bytes(b"png: results")
     summary = json.loads((ROOT / "docs" / "summarize_results.json").read_text())
-    summary["evaluation"]["systems"]["ppo"]["win_rate_vs_sft"] = 0.6171875
+    ppo = summary["evaluation"]["systems"]["ppo"]
+    ppo["win_rate_vs_sft"], ppo["win_rate_vs_sft_ci"] = 0.6171875, [0.3046875, 0.4453125]  # a run's new numbers
     (run / "summary.json").write_text(json.dumps(summary))
 
     load_recipe("run_summarize").publish(run, dirs, repo=repo)
     for file in ("README.md", "docs/summarization.md"):
-        assert "| 0.617 (0.39–0.54) |" in (repo / file).read_text(), file
+        assert "| 0.617 (0.30–0.45) |" in (repo / file).read_text(), file
     assert (repo / "docs" / "images" / "summarize_results.png").read_bytes() == b"png: results"
     assert check_blocks(repo) == []
 
