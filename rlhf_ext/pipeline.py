@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PIPELINES", "Stage", "require_inputs", "run_stage", "stage_command"]
+__all__ = ["PIPELINES", "Stage", "load_script", "require_inputs", "run_stage", "stage_command"]
 
 
 @dataclass(frozen=True)
