@@ -173,11 +173,18 @@ Not run: `critic_from_reward_model` (no critic can be copied from outputs/tldr/r
 
 def test_the_ablation_block_is_published_once_its_json_exists(tmp_path):
     repo = repo_copy(tmp_path)
-    assert not (repo / "docs" / "summarize_ablation.json").exists() and check_blocks(repo) == []
+    doc = repo / "docs" / "summarization.md"
+    # start from a repository that has published no ablation yet: no JSON, no block
+    (repo / "docs" / "summarize_ablation.json").unlink(missing_ok=True)
+    text = doc.read_text()
+    begin, end = "<!-- results:summarize-ablation -->", "<!-- /results:summarize-ablation -->"
+    if begin in text:
+        text = text[: text.index(begin)] + text[text.index(end) + len(end) :]
+    doc.write_text(text)
+    assert check_blocks(repo) == []
     (repo / "docs" / "summarize_ablation.json").write_text(json.dumps(ABLATION))
     with pytest.raises(ValueError, match="no <!-- results:summarize-ablation --> .* block for docs/"):
         check_blocks(repo)
-    doc = repo / "docs" / "summarization.md"
     doc.write_text(doc.read_text() + "\n<!-- results:summarize-ablation -->\n<!-- /results:summarize-ablation -->\n")
     assert check_blocks(repo) == ["docs/summarization.md: summarize-ablation"]
     assert write_blocks(repo) == ["docs/summarization.md"] and check_blocks(repo) == []
