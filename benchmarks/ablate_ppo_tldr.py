@@ -269,7 +269,7 @@ def main(argv=None) -> dict:
             raise SystemExit(
                 f"error: --full_from_run needs the run's PPO policy in {root / 'ppo'} and its time in {timings}"
             )
-        runs["full"] = {"overrides": [], "ppo_seconds": ppo_seconds, "episodes": episodes(config), "policy": "ppo"}
+        runs["full"] = {"overrides": [], "ppo_seconds": ppo_seconds, "episodes": episodes(config)}
         policies["full"] = "ppo"
         print(f"[ablation] full: the run's own PPO stage ({root / 'ppo'}, {ppo_seconds:.0f} s), not trained again")
     for number, (name, options) in enumerate(plan.items(), start=1):
@@ -301,7 +301,6 @@ def main(argv=None) -> dict:
         keep = ("dataset", "dataset_config", "split", "max_article_words", "num_prompts", "max_new_tokens",
                 "temperature", "batch_size", "seed", "reward_model")  # fmt: skip
         same = cli({k: settings[k] for k in keep if settings.get(k) is not None})
-    policies = {name: policies[name] for name in runs}
     over = [*same, *(["--num_prompts", str(opts.num_prompts)] if opts.num_prompts else []), "--root", str(root),
             "--policies", "sft", *policies.values(), "--baseline", "sft", "--output_dir", str(out_dir / "eval"),
             "--update_cards", "false"]  # fmt: skip
