@@ -66,7 +66,7 @@ def test_rows_are_processed_in_chunks_with_the_same_result(monkeypatch):
     assert torch.allclose(whole, chunked, atol=1e-6) and torch.allclose(grad, h.grad, atol=1e-6)
 
 
-def _fused_pair(path, peft: bool):
+def _fused_pair(path, peft: bool, outputs=("log_probs", "entropy")):
     """The same model twice: TRL's fused head alone, and wrapped by add_compact_lm_head (same weights)."""
     from transformers import AutoModelForCausalLM
     from trl.trainer.utils import add_fused_lm_head
@@ -74,9 +74,9 @@ def _fused_pair(path, peft: bool):
     models = []
     for compact in (False, True):
         model = AutoModelForCausalLM.from_pretrained(path)
-        add_fused_lm_head(model, temperature=0.7, outputs=("log_probs", "entropy"))
+        add_fused_lm_head(model, temperature=0.7, outputs=outputs)
         if compact:
-            assert add_compact_lm_head(model, 0.7)
+            assert add_compact_lm_head(model, 0.7, outputs)
         if peft:
             from peft import LoraConfig, get_peft_model
 
@@ -93,7 +93,8 @@ def _fused_pair(path, peft: bool):
 
 @pytest.mark.parametrize("peft", [False, True], ids=["full", "lora"])
 def test_compact_head_gives_trls_fused_outputs_and_gradients(tiny_models, peft):
-    trl_model, compact_model = _fused_pair(tiny_models.causal_lm, peft)
+    dpo_outputs = ("log_probs", "entropy", "mean_logits", "is_top1")  # what trl.DPOTrainer asks of the head
+    trl_model, compact_model = _fused_pair(tiny_models.causal_lm, peft, dpo_outputs)
     torch.manual_seed(2)
     ids = torch.randint(5, 300, (3, 12))
     attention = torch.ones_like(ids)
@@ -101,6 +102,8 @@ def test_compact_head_gives_trls_fused_outputs_and_gradients(tiny_models, peft):
     attention[2, -3:] = 0  # a response that stopped early
     labels = ids.masked_fill(attention == 0, -100)
     labels[:, :6] = -100  # the prompt is not scored
+    with torch.no_grad():  # make label 8 each row's most likely token, so is_top1 has True entries too
+        labels[:, 8] = trl_model(input_ids=ids, attention_mask=attention).logits[:, 7].argmax(-1)
     outputs = []
     for model in (trl_model, compact_model):
         out = model(input_ids=ids, attention_mask=attention, labels=labels, fused_lm_head=True)
@@ -114,6 +117,9 @@ def test_compact_head_gives_trls_fused_outputs_and_gradients(tiny_models, peft):
     assert torch.allclose(a.log_probs, b.log_probs, atol=2e-5)
     assert torch.allclose(a.entropy, b.entropy, atol=2e-5)
     assert torch.allclose(a.loss, b.loss, atol=2e-5)
+    assert torch.allclose(a.mean_logits, b.mean_logits, atol=2e-5) and (b.mean_logits[~b.label_mask] == 0).all()
+    assert b.is_top1.dtype == torch.bool and torch.equal(a.is_top1, b.is_top1)
+    assert a.is_top1[:, 7].all() and not a.is_top1[a.label_mask].all()  # the comparison can fail either way
     assert grads_a.keys() == grads_b.keys() and grads_a
     if peft:
         assert all("lora" in n for n in grads_b)
@@ -142,3 +148,7 @@ def test_calls_it_does_not_cover_go_to_trls_forward(tiny_models):
     softcapped.config.final_logit_softcapping = 30.0
     add_fused_lm_head(softcapped, temperature=1.0)
     assert add_compact_lm_head(softcapped, 1.0) is False  # scaled/soft-capped logits: TRL's head stays
+
+    weighted = AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm)
+    add_fused_lm_head(weighted, temperature=1.0, outputs=("log_probs", "log_sum_sq_probs"))
+    assert add_compact_lm_head(weighted, 1.0, ("log_probs", "log_sum_sq_probs")) is False  # a field it lacks
