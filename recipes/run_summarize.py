@@ -10,7 +10,7 @@
 
 Stages (each a recipe of its own, runnable with ``accelerate launch`` and the config named here):
 1. ``sft_tldr.py``          SFT on reference summaries                        sft_<dataset>_offline.yaml
-2. ``sample_and_label.py``  K = 8 (CNN/DM 4) SFT summaries an article, ranked label_<dataset>_offline.yaml
+2. ``sample_and_label.py``  K = 8 SFT summaries an article, ranked           label_<dataset>_offline.yaml
 3. ``reward_tldr.py``       RankedRewardTrainer on the rankings                reward_<dataset>_offline.yaml
 4. ``ppo_tldr.py``          PPO from SFT against the reward model             ppo_<dataset>_offline.yaml
 5. ``dpo_tldr.py``          DPO from SFT on the same comparisons              dpo_<dataset>_offline.yaml
