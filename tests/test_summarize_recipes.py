@@ -89,10 +89,14 @@ def test_stage_times_of_an_earlier_invocation_on_the_same_root_are_kept(recipes,
     assert earlier_timings(tmp_path / "missing.json", toy=False, dataset="tldr") == {}
 
 
-def test_the_reward_stage_starts_from_this_runs_sft_policy_when_its_config_says_so(recipes):
-    # TL;DR: the SFT trunk (Huang et al.), so run_summarize passes <output_dir>/sft; CNN/DM: MiniLM ("offline")
+def test_the_reward_stage_starts_from_this_runs_sft_policy_when_its_config_says_so(recipes, tmp_path, monkeypatch):
+    # both offline configs start from the SFT trunk (Huang et al.), so run_summarize passes <output_dir>/sft
     assert recipes["run"].reward_starts_from_sft("tldr")
-    assert not recipes["run"].reward_starts_from_sft("cnndm")
+    assert recipes["run"].reward_starts_from_sft("cnndm")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "reward_tldr_offline.yaml").write_text("model_name_or_path: offline   # MiniLM\n")
+    monkeypatch.setattr(recipes["run"], "HERE", tmp_path)
+    assert not recipes["run"].reward_starts_from_sft("tldr"), "a config with its own backbone keeps it"
 
 
 # ----------------------------------------------------------------------------- paper configs
