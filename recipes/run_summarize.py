@@ -7,6 +7,7 @@
     python recipes/run_summarize.py --cards_dir model_cards/tldr   # also keep the example cards in the repository
     python recipes/run_summarize.py --publish   # the run becomes the published one: docs/summarize_results.json,
                                                 # the README/docs tables, docs/images plot, model_cards/tldr
+                                                # (--dataset cnndm: docs/cnndm_results.json, model_cards/cnndm)
 
 Stages (each a recipe of its own, runnable with ``accelerate launch`` and the config named here):
 1. ``sft_tldr.py``          SFT on reference summaries                        sft_<dataset>_offline.yaml
@@ -82,12 +83,15 @@ def reward_starts_from_sft(dataset: str) -> bool:
     return str(config.get("model_name_or_path", "")).rstrip("/") == f"outputs/{dataset}/sft"
 
 
-def publish(root: Path, dirs: dict[str, Path], repo: Path = HERE.parent) -> None:
-    """This run becomes the published one: docs/summarize_results.json, the tables generated from it, the plot."""
-    from rlhf_ext.results import SUMMARIZE_JSON, publish_run
+def publish(root: Path, dirs: dict[str, Path], repo: Path = HERE.parent, dataset: str = "tldr") -> None:
+    """This run becomes the published one: docs/summarize_results.json (CNN/DM: docs/cnndm_results.json), the tables
+    generated from it, the plot."""
+    from rlhf_ext.results import CNNDM_JSON, SUMMARIZE_JSON, publish_run
 
-    plots = {dirs["eval"] / "plots" / "results.png": "summarize_results.png"}
-    publish_run(root / "summary.json", SUMMARIZE_JSON, plots, repo)
+    json_name, plot = (
+        (SUMMARIZE_JSON, "summarize_results.png") if dataset == "tldr" else (CNNDM_JSON, "cnndm_results.png")
+    )
+    publish_run(root / "summary.json", json_name, {dirs["eval"] / "plots" / "results.png": plot}, repo)
 
 
 def main(argv=None):
@@ -102,9 +106,9 @@ def main(argv=None):
     ap.add_argument(
         "--publish",
         action="store_true",
-        help="Publish this run (all stages, --dataset tldr): its summary.json as docs/summarize_results.json, "
-        "the README and docs tables regenerated from it (rlhf_ext.results), the plot in docs/images/, the "
-        "cards in model_cards/tldr.",
+        help="Publish this run (all stages, not --toy): its summary.json as docs/summarize_results.json "
+        "(--dataset cnndm: docs/cnndm_results.json), the README and docs tables regenerated from it "
+        "(rlhf_ext.results), the plot in docs/images/, the cards in model_cards/<dataset>.",
     )
     ap.add_argument(
         "--machine", default=None, help="How to describe the machine in summary.json (default: N CPU cores)."
@@ -114,8 +118,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.push_to_hub and not args.hub_model_id:
         ap.error("--push_to_hub needs --hub_model_id")
-    if args.publish and (args.toy or args.dataset != "tldr" or list(args.stages) != list(STAGES)):
-        ap.error("--publish is for a full run of the TL;DR stand-in (every stage, not --toy)")
+    if args.publish and (args.toy or list(args.stages) != list(STAGES)):
+        ap.error("--publish is for a full run (every stage, not --toy)")
 
     from rlhf_ext.pipeline import run_stage
 
@@ -168,7 +172,7 @@ def main(argv=None):
         with open(root / "summary.json", "w") as f:
             json.dump(record, f, indent=2)
 
-    cards_dir = args.cards_dir or (HERE.parent / "model_cards" / "tldr" if args.publish else None)
+    cards_dir = args.cards_dir or (HERE.parent / "model_cards" / args.dataset if args.publish else None)
     if cards_dir:
         from rlhf_ext.cards import copy_card
 
@@ -176,7 +180,7 @@ def main(argv=None):
             if (d[name] / "README.md").exists():
                 copy_card(d[name], Path(cards_dir) / name)
     if args.publish:
-        publish(root, d)
+        publish(root, d, dataset=args.dataset)
     if args.push_to_hub:
         from rlhf_ext.hub import push_folder
 

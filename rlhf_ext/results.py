@@ -3,6 +3,8 @@
 - ``docs/demo_summary.json`` (``make demo``'s ``summary.json``) -> the demo's table and figures in README.md;
 - ``docs/summarize_results.json`` (``make summarize``'s ``summary.json``) -> the summarization table and figures in
   README.md and docs/summarization.md (the table is :func:`rlhf_ext.evaluation.results_markdown`, as the run wrote it);
+- ``docs/cnndm_results.json`` (``make summarize SUMMARIZE_ARGS="--dataset cnndm"``'s ``summary.json``) -> the
+  CNN/DM table and its line of labels and stage times in docs/summarization.md;
 - ``docs/summarize_ablation.json`` (``benchmarks/ablate_ppo_tldr.py``) -> the PPO ablation table of
   docs/summarization.md. Until that JSON exists, a block of it in no file is simply not published yet.
 
@@ -12,7 +14,7 @@ is prose and stays as written.
     python -m rlhf_ext.results           # rewrite the blocks from docs/*.json
     python -m rlhf_ext.results --check   # exit 1 naming each block that differs from its JSON (a test runs this)
 
-``recipes/run_demo.py --publish`` and ``recipes/run_summarize.py --publish`` make their run the published one with
+``recipes/run_demo.py --publish`` and ``recipes/run_summarize.py [--dataset cnndm] --publish`` make their run the published one with
 :func:`publish_run`: its JSON and plots copied into docs/, every block rewritten from the JSON.
 """
 
@@ -32,6 +34,7 @@ __all__ = [
     "publish_run",
     "render_demo",
     "render_summarize_ablation",
+    "render_cnndm_facts",
     "render_summarize_facts",
     "render_summarize_table",
     "write_blocks",
@@ -39,6 +42,7 @@ __all__ = [
 
 DEMO_JSON = "docs/demo_summary.json"
 SUMMARIZE_JSON = "docs/summarize_results.json"
+CNNDM_JSON = "docs/cnndm_results.json"
 PPO_RUNS_JSON = "docs/summarize_ppo_runs.json"
 ABLATION_JSON = "docs/summarize_ablation.json"
 JUDGE_NAMES = {"SentimentLabeler": "VADER"}
@@ -86,8 +90,8 @@ def render_summarize_table(data: dict) -> str:
     return results_markdown(data["evaluation"]["systems"]).rstrip("\n")
 
 
-def render_summarize_facts(data: dict) -> str:
-    """Labels, reward-model accuracy and stage times of the summarization run."""
+def render_summarize_facts(data: dict, source: str = SUMMARIZE_JSON) -> str:
+    """Labels, reward-model accuracy and stage times of the summarization run (published as ``source``)."""
     labels, stages = data["labels"], data["stage_seconds"]
     names = {"sft": "SFT", "label": "labels", "reward": "RM", "ppo": "PPO", "dpo": "DPO", "orpo": "ORPO",
              "evaluate": "evaluation"}  # fmt: skip
@@ -96,8 +100,13 @@ def render_summarize_facts(data: dict) -> str:
         f"Labels: {labels['comparisons']:,} comparisons from {labels['train_prompts']} ranked prompts ({labels['test_prompts']} "
         f"held out, {labels['all_tied_dropped']} all tied); reward model held-out pairwise accuracy "
         f"{data['reward_model_heldout_pairwise_accuracy']:.3f}. Wall time {_minutes(data['total_seconds'])} ({times} min; "
-        f"{data['machine']}, {data['date']}, `{SUMMARIZE_JSON}`)."
+        f"{data['machine']}, {data['date']}, `{source}`)."
     )
+
+
+def render_cnndm_facts(data: dict) -> str:
+    """:func:`render_summarize_facts` of the CNN/DM run."""
+    return render_summarize_facts(data, CNNDM_JSON)
 
 
 def render_summarize_ablation(data: dict) -> str:
@@ -175,6 +184,8 @@ BLOCKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
     ("README.md", "summarize-facts", SUMMARIZE_JSON, render_summarize_facts),
     ("docs/summarization.md", "summarize-table", SUMMARIZE_JSON, render_summarize_table),
     ("docs/summarization.md", "summarize-facts", SUMMARIZE_JSON, render_summarize_facts),
+    ("docs/summarization.md", "cnndm-table", CNNDM_JSON, render_summarize_table),
+    ("docs/summarization.md", "cnndm-facts", CNNDM_JSON, render_cnndm_facts),
     ("docs/summarization.md", "summarize-ablation", ABLATION_JSON, render_summarize_ablation),
     ("docs/summarization.md", "ppo-runs", PPO_RUNS_JSON, render_ppo_runs),
 ]

@@ -101,6 +101,35 @@ def test_publishing_a_summarization_run_rewrites_both_tables(tmp_path):
     assert check_blocks(repo) == []
 
 
+def test_publishing_a_cnndm_run_rewrites_its_own_blocks_only(tmp_path):
+    repo = repo_copy(tmp_path / "repo")
+    docs = repo / "docs" / "summarization.md"
+    if "<!-- results:cnndm-table -->" not in docs.read_text():  # before the first CNN/DM run was published
+        docs.write_text(docs.read_text() + "\n<!-- results:cnndm-table -->\n<!-- /results:cnndm-table -->\n"
+                        "<!-- results:cnndm-facts -->\n<!-- /results:cnndm-facts -->\n")  # fmt: skip
+    tldr = {f: (repo / f).read_text() for f in ("README.md",)}
+    run = tmp_path / "run"
+    dirs = {"eval": run / "eval"}
+    (dirs["eval"] / "plots").mkdir(parents=True)
+    (dirs["eval"] / "plots" / "results.png").write_bytes(b"png: cnndm")
+    summary = json.loads((ROOT / "docs" / "summarize_results.json").read_text())
+    ppo = summary["evaluation"]["systems"]["ppo"]
+    ppo["win_rate_vs_sft"], ppo["win_rate_vs_sft_ci"] = 0.5390625, [0.4453125, 0.6328125]
+    summary["labels"].update(comparisons=5123, train_prompts=168, test_prompts=24)
+    (run / "summary.json").write_text(json.dumps(summary))
+
+    load_recipe("run_summarize").publish(run, dirs, repo=repo, dataset="cnndm")
+    assert json.loads((repo / "docs" / "cnndm_results.json").read_text()) == summary
+    assert (repo / "docs" / "images" / "cnndm_results.png").read_bytes() == b"png: cnndm"
+    text = docs.read_text()
+    table = text[text.index("<!-- results:cnndm-table -->") : text.index("<!-- /results:cnndm-table -->")]
+    assert "| 0.539 (0.45–0.63) |" in table
+    facts = text[text.index("<!-- results:cnndm-facts -->") : text.index("<!-- /results:cnndm-facts -->")]
+    assert "5,123 comparisons from 168 ranked prompts (24 held out" in facts and "`docs/cnndm_results.json`" in facts
+    assert (repo / "README.md").read_text() == tldr["README.md"], "the TL;DR run stays the README's"
+    assert check_blocks(repo) == []
+
+
 def test_a_missing_block_is_named(tmp_path):
     repo = repo_copy(tmp_path)
     readme = repo / "README.md"
