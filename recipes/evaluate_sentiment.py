@@ -92,7 +92,9 @@ def main(cfg: EvalConfig) -> dict:
     trained, trained_tok = load_policy(cfg.trained_model)
     settings = dict(k=1, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, batch_size=cfg.batch_size)
     before = sample_completions(initial, tok, prompts, seed=cfg.seed, progress="initial policy", **settings)
-    after = sample_completions(trained, trained_tok, prompts, seed=cfg.seed, progress="trained policy", **settings)
+    after = sample_completions(  # with the trained policy's log-probs: the KL below runs only the initial policy
+        trained, trained_tok, prompts, seed=cfg.seed, progress="trained policy", logprobs=True, **settings
+    )
     texts_before = [t[0] for t in before.texts]
     texts_after = [t[0] for t in after.texts]
 

@@ -107,7 +107,9 @@ def main(cfg: SummaryEvalConfig) -> dict:
     baseline_model, _ = load_policy(locate(cfg.root, cfg.baseline))
     for name in cfg.policies:
         model, tok = load_policy(locate(cfg.root, name))
-        samples = sample_completions(model, tok, prompts, seed=cfg.seed, progress=f"{name} summaries", **settings)
+        samples = sample_completions(  # with the policy's log-probs: the KL below runs only the baseline
+            model, tok, prompts, seed=cfg.seed, progress=f"{name} summaries", logprobs=True, **settings
+        )
         summaries[name] = [t[0].strip() for t in samples.texts]
         if name == cfg.baseline:  # the baseline against itself: 0 by definition, no need for two more passes
             kls[name] = 0.0
@@ -123,9 +125,19 @@ def main(cfg: SummaryEvalConfig) -> dict:
     judge_scores = {
         name: judge.score(prompts, texts) for name, texts in tqdm(summaries.items(), desc="Judging systems")
     }
-    rm_path = locate(cfg.root, cfg.reward_model) if cfg.reward_model else None
+    rm_scores = {}
+    if cfg.reward_model:  # every system's summary of an article in one packed row: the article is encoded once
+        names = list(summaries)
+        flat = reward_model_scores(
+            locate(cfg.root, cfg.reward_model),
+            [p for p in prompts for _ in names],
+            [summaries[name][i] for i in range(len(prompts)) for name in names],
+            shared_prompt=True,
+            progress="Reward model scoring",
+        )
+        rm_scores = {name: flat[j :: len(names)] for j, name in enumerate(names)}
     metrics = {}
-    for name, texts in tqdm(summaries.items(), desc="Scoring systems (reward model, ROUGE)"):
+    for name, texts in tqdm(summaries.items(), desc="Scoring systems (ROUGE, length)"):
         row = {
             "judge_score": mean(judge_scores[name]),
             "length_words": mean([len(t.split()) for t in texts]),
@@ -135,8 +147,8 @@ def main(cfg: SummaryEvalConfig) -> dict:
         }
         if name != "reference":
             row.update({f"{k}": v for k, v in rouge(texts, references).items()})
-        if rm_path:
-            row["reward_model_score"] = mean(reward_model_scores(rm_path, prompts, texts))
+        if name in rm_scores:
+            row["reward_model_score"] = mean(rm_scores[name])
         metrics[name] = row
 
     # 3. head-to-head: win rates vs the baseline and the references, Elo over all systems

@@ -8,7 +8,8 @@ places that score with a reward model all go through them:
 
 - ``RankedRewardTrainer`` tokenizes its text and conversational rows with :func:`reward_input_ids`;
 - ``PPOTrainer`` scores each sampled completion (decoded, special tokens removed) with :class:`RewardModelScorer`;
-- evaluation (``rlhf_ext.sampling.reward_model_scores``, used by the recipes) calls :func:`score_texts`.
+- evaluation (``rlhf_ext.sampling.reward_model_scores``, used by the recipes) calls :func:`score_texts`, with
+  ``shared_prompt=True`` when several systems' completions of each prompt are scored together.
 
 So the same prompt and completion text get the same score on all three paths (``tests/test_reward_scoring.py`` pins
 it for an encoder and a decoder reward model). Texts longer than ``max_length`` tokens lose tokens from the left,
@@ -73,6 +74,8 @@ def score_texts(
     max_length: int | None = None,
     device: torch.device | str | None = None,
     chat_template_kwargs: dict | None = None,
+    shared_prompt: bool = False,
+    progress: str | None = None,
 ) -> torch.Tensor:
     """Scalar score (``logits[:, 0]``) of a sequence-classification reward model for each prompt and completion.
 
@@ -81,7 +84,16 @@ def score_texts(
     ``batch_size`` (None: all at once). ``max_length`` defaults to the model's position limit. Returns a float32
     tensor on ``device``, without gradient: scores are rewards, never differentiated, and a graph of the reward
     model's activations would only cost time and memory.
+
+    With ``shared_prompt``, rows with the same prompt are scored together, the prompt encoded once
+    (:mod:`rlhf_ext.shared_prompt`: one packed row per prompt, a block attention mask): the same scores up to float
+    rounding, for less compute when each prompt has several completions (e.g. every system's summary of an article).
+    A batch then holds whole prompts' rows, ``batch_size`` completions or the first prompt's rows if more; batches
+    (or models) where packing does not pay or is not supported are scored row by row. ``progress`` names a progress
+    bar over the batches (None: no bar).
     """
+    from tqdm.auto import tqdm
+
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions: pair them one to one")
     if tokenizer.pad_token_id is None:
@@ -95,21 +107,60 @@ def score_texts(
     rows = [reward_input_ids(tokenizer, p, c, **kwargs) for p, c in zip(prompts, completions, strict=True)]
     if limit:
         rows = [_truncate_left(r, limit, special) for r in rows]
-    scores = []
     batch_size = batch_size or max(1, len(rows))
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        width = max(len(r) for r in chunk)
-        input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, row in enumerate(chunk):
-            input_ids[i, : len(row)] = torch.tensor(row)
-            attention_mask[i, : len(row)] = 1
+    if shared_prompt:
+        return _score_shared(model, tokenizer.pad_token_id, prompts, rows, batch_size, device, progress)
+    scores = []
+    for start in tqdm(range(0, len(rows), batch_size), desc=progress, disable=progress is None):
+        input_ids, attention_mask = _right_padded(rows[start : start + batch_size], tokenizer.pad_token_id)
         logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
         scores.append(logits[:, 0].float())
     if not scores:
         return torch.zeros(0, device=device)
     return torch.cat(scores)
+
+
+def _right_padded(rows: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        attention_mask[i, : len(row)] = 1
+    return input_ids, attention_mask
+
+
+def _score_shared(model, pad_token_id: int, prompts, rows: list[list[int]], batch_size: int, device, progress):
+    """:func:`score_texts` with each prompt's rows packed into one row (see there)."""
+    from tqdm.auto import tqdm
+
+    from .shared_prompt import SharedPrompt, pack
+
+    groups: dict[str, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(repr(prompt), []).append(i)
+    batches, current = [], []
+    for members in groups.values():
+        if current and sum(len(g) for g in current) + len(members) > batch_size:
+            batches.append(current)
+            current = []
+        current.append(members)
+    if current:
+        batches.append(current)
+    sharing = SharedPrompt(True, "reward")
+    scores = torch.zeros(len(rows), device=device)
+    for batch in tqdm(batches, desc=progress, disable=progress is None):
+        order = [i for members in batch for i in members]
+        input_ids, attention_mask = _right_padded([rows[i] for i in order], pad_token_id)
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        inputs.update(pack([[rows[i] for i in members] for members in batch], pad_token_id, input_ids.shape[1]) or {})
+        inputs = {key: value.to(device) for key, value in inputs.items()}
+        packed = sharing.take(model, inputs)
+        batch_scores = sharing.rewards(model, inputs["input_ids"], packed) if packed else None
+        if batch_scores is None:
+            batch_scores = model(**inputs).logits[:, 0]
+        scores[torch.tensor(order, device=device)] = batch_scores.float()
+    return scores
 
 
 class RewardModelScorer:

@@ -20,6 +20,10 @@ class Samples:
     texts: list[list[str]]  # per prompt, K decoded completions (special tokens removed)
     prompt_ids: list[list[int]]  # per prompt, its token ids (no padding)
     completion_ids: list[list[list[int]]]  # per prompt, K completion token ids (EOS kept, padding removed)
+    # with ``logprobs=True``: per prompt, K tensors of the sampling model's per-token log-probabilities of
+    # ``completion_ids`` at ``logprob_temperature`` (softmax of logits / temperature, before top-k/top-p)
+    logprobs: list[list[torch.Tensor]] | None = None
+    logprob_temperature: float | None = None
 
 
 @torch.no_grad()
@@ -37,6 +41,7 @@ def sample_completions(
     seed: int | None = None,
     progress: str | None = None,
     share_prompt: bool = True,
+    logprobs: bool = False,
 ) -> Samples:
     """K sampled completions per prompt (left-padded batches), cut after the first EOS.
 
@@ -46,6 +51,10 @@ def sample_completions(
     2.5-2.7x less CPU this way (``benchmarks/bench_sampling.py``, 16 articles, the SFT policy). The samples are the
     same as without sharing up to float rounding (the K copies of a row see the same cache, and the random draws are
     the same).
+
+    With ``logprobs`` the samples also carry the model's log-probabilities of each sampled token at ``temperature``
+    (``Samples.logprobs``), read from the logits ``generate`` computed anyway; :func:`sequence_kl` then needs no
+    forward pass of the sampling model. They equal :func:`completion_logprobs` up to float rounding.
     """
     from tqdm.auto import tqdm
 
@@ -59,6 +68,8 @@ def sample_completions(
     model.eval()
     eos = tokenizer.eos_token_id
     out = Samples(prompts=list(prompts), texts=[], prompt_ids=[], completion_ids=[])
+    if logprobs:
+        out.logprobs, out.logprob_temperature = [], temperature
     starts = range(0, len(prompts), batch_size)
     for start in tqdm(starts, desc=progress, disable=progress is None):
         batch = list(prompts[start : start + batch_size])
@@ -72,11 +83,19 @@ def sample_completions(
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=eos,
         )
+        if logprobs:
+            settings.update(output_logits=True, return_dict_in_generate=True)
         if share_prompt and k > 1 and enc["input_ids"].shape[1] > 1:
             gen = model.generate(**_shared_prefill(model, enc, k), **settings)
         else:
             gen = model.generate(**enc, num_return_sequences=k, **settings)
-        new = gen[:, enc["input_ids"].shape[1] :].tolist()
+        sequences = gen.sequences if logprobs else gen
+        new_ids = sequences[:, enc["input_ids"].shape[1] :]
+        if logprobs:  # (rows, steps): log-softmax of each step's raw logits / temperature at the sampled token
+            logits = torch.stack(gen.logits, dim=1).float() / temperature
+            token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_ids[..., None].to(logits.device))
+            token_logprobs = token_logprobs.squeeze(-1).cpu()
+        new = new_ids.tolist()
         for i, prompt_mask in enumerate(enc["attention_mask"].tolist()):
             ids = enc["input_ids"][i].tolist()
             out.prompt_ids.append([t for t, m in zip(ids, prompt_mask) if m])
@@ -85,6 +104,8 @@ def sample_completions(
                 cut = seq.index(eos) + 1 if eos in seq else len(seq)
                 comps.append(seq[:cut])  # generate() pads only after EOS, so nothing else to strip
             out.completion_ids.append(comps)
+            if logprobs:
+                out.logprobs.append([token_logprobs[i * k + j, : len(c)] for j, c in enumerate(comps)])
             out.texts.append([tokenizer.decode(c, skip_special_tokens=True) for c in comps])
     return out
 
@@ -160,28 +181,44 @@ def sequence_kl(
 
     The samples must come from ``policy``; the mean over samples estimates the sequence-level KL, the
     quantity Ziegler et al.'s adaptive controller targets. ``batch_size`` completions (of any prompts) share a forward.
-    ``progress`` names a progress bar (None: no bar).
+    Samples drawn with ``logprobs=True`` at the same temperature bring the policy's log-probabilities along, so only
+    the reference runs (``policy`` may then be None). ``progress`` names a progress bar (None: no bar).
     """
     from tqdm.auto import tqdm
 
     pairs = [(p, c) for p, comps in zip(samples.prompt_ids, samples.completion_ids) for c in comps]
+    carried = None
+    if samples.logprobs is not None and samples.logprob_temperature == temperature:
+        carried = [lp for per_prompt in samples.logprobs for lp in per_prompt]
+    elif policy is None:
+        raise ValueError(
+            "sequence_kl needs the policy: the samples carry no log-probabilities at temperature "
+            f"{temperature} (sample with logprobs=True at that temperature, or pass the policy)"
+        )
     out = []
     for start in tqdm(range(0, len(pairs), batch_size), desc=progress, disable=progress is None):
         chunk = pairs[start : start + batch_size]
-        lp = pair_logprobs(policy, chunk, temperature)
+        lp = carried[start : start + batch_size] if carried is not None else pair_logprobs(policy, chunk, temperature)
         lr = pair_logprobs(reference, chunk, temperature)
         out.extend(float((a - b).sum()) for a, b in zip(lp, lr))
     return out
 
 
 def reward_model_scores(
-    path: str, prompts: list[str], completions: list[str], batch_size: int = 64, max_length: int = 512
+    path: str,
+    prompts: list[str],
+    completions: list[str],
+    batch_size: int = 64,
+    max_length: int = 512,
+    shared_prompt: bool = False,
+    progress: str | None = None,
 ) -> list[float]:
     """Scalar score of a sequence-classification reward model (folder or Hub id) for each prompt + completion.
 
     Scored by :func:`rlhf_ext.reward_scoring.score_texts`: the text is formatted exactly as ``RankedRewardTrainer``
     trained on it and as ``PPOTrainer`` scores it; over-long texts lose tokens from the left, so the completion, the
-    part being judged, is always kept.
+    part being judged, is always kept. ``shared_prompt``: rows with the same prompt share its encoding (the same
+    scores up to float rounding, less compute when prompts repeat). ``progress`` names a progress bar.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -194,4 +231,14 @@ def reward_model_scores(
         tok.pad_token = tok.eos_token
     rm = AutoModelForSequenceClassification.from_pretrained(path).eval()
     rm.config.pad_token_id = tok.pad_token_id
-    return score_texts(rm, tok, prompts, completions, batch_size=batch_size, max_length=max_length).tolist()
+    scores = score_texts(
+        rm,
+        tok,
+        prompts,
+        completions,
+        batch_size=batch_size,
+        max_length=max_length,
+        shared_prompt=shared_prompt,
+        progress=progress,
+    )
+    return scores.tolist()

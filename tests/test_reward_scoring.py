@@ -113,3 +113,37 @@ def test_long_texts_keep_the_leading_special_token_and_the_completion(bert_rewar
     expected = model(input_ids=torch.tensor([kept]), attention_mask=torch.ones(1, 16, dtype=torch.long)).logits[0, 0]
     got = score_texts(model, tok, [long_prompt], [" great"], max_length=16)
     assert got.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder"])
+def test_shared_prompt_scores_equal_row_by_row_scores_in_the_callers_order(kind, tiny_models, bert_reward_model):
+    """Several systems' completions of each prompt, interleaved as the evaluation passes them: packed per prompt
+    (decoder) or row by row (BERT, which cannot pack), the scores are each row's own, in the order given, batches of
+    whole prompts included."""
+    model, tok = _rm_and_tokenizer(bert_reward_model if kind == "encoder" else tiny_models.reward_model)
+    systems = [COMPLETIONS, [" dull.", " would miss the coast", " of two cities"], [" fine", " passed", " ends"]]
+    prompts = [p for p in PROMPTS for _ in systems]
+    completions = [system[i] for i in range(len(PROMPTS)) for system in systems]
+    alone = torch.cat([score_texts(model, tok, [p], [c]) for p, c in zip(prompts, completions)])
+    assert len({round(x, 4) for x in alone.tolist()}) == len(alone)
+    for batch_size in (64, 4):  # all prompts in one batch; one prompt's 3 rows a batch
+        shared = score_texts(model, tok, prompts, completions, batch_size=batch_size, shared_prompt=True)
+        assert shared.tolist() == pytest.approx(alone.tolist(), abs=1e-5)
+
+
+def test_shared_prompt_scoring_packs_each_prompt_into_one_row(tiny_models):
+    """The decoder reward model runs one packed row per prompt (the prompt's tokens once), not one row per text."""
+    model, tok = _rm_and_tokenizer(tiny_models.reward_model)
+    long_prompt = "The council voted on Tuesday to approve the new budget for schools and roads."
+    prompts = [long_prompt] * 4 + ["A story"] * 2
+    completions = [" yes.", " no.", " maybe later.", " it did not.", " about a village", " of the sea"]
+    shapes = []
+    hook = model.register_forward_pre_hook(lambda m, a, kw: shapes.append(tuple((a or [kw["input_ids"]])[0].shape)),
+                                           with_kwargs=True)  # fmt: skip
+    try:
+        score_texts(model, tok, prompts, completions, shared_prompt=True)
+    finally:
+        hook.remove()
+    prompt_tokens = len(reward_input_ids(tok, long_prompt, "")) - 1  # without the EOS a completion ends with
+    assert shapes[-1][0] == 2, f"one row per prompt, got {shapes}"
+    assert shapes[-1][1] < 2 * prompt_tokens, "the long prompt is encoded once, not four times"

@@ -114,3 +114,41 @@ def test_a_shared_prompt_is_run_once_per_prompt_not_once_per_sample(lm_and_tok):
     assert shared[0] == (3, width - 1), "one pass of the 3 prompts (their last token is decoding's first input)"
     assert all(rows == 12 and tokens == 1 for rows, tokens in shared[1:]), shared
     assert unshared[0] == (12, width), "generate(num_return_sequences=K) runs each prompt K times"
+
+
+@pytest.mark.parametrize("k,share_prompt", [(1, True), (3, True), (3, False)])
+def test_sampled_logprobs_equal_a_forward_of_each_completion(lm_and_tok, k, share_prompt):
+    """The log-probs read from generate's logits are the model's tempered log-probs of each sampled token: a
+    separate forward of every (prompt, completion) gives the same, EOS-cut completions and top-k included."""
+    model, tok = lm_and_tok
+    prompts = ["The movie", "A long story about the sea and the ships", "Good"]
+    s = sample_completions(
+        model, tok, prompts, k=k, max_new_tokens=7, temperature=0.7, top_k=5, seed=4,
+        share_prompt=share_prompt, logprobs=True,
+    )  # fmt: skip
+    plain = sample_completions(model, tok, prompts, k=k, max_new_tokens=7, temperature=0.7, top_k=5, seed=4,
+                               share_prompt=share_prompt)  # fmt: skip
+    assert s.completion_ids == plain.completion_ids, "asking for log-probs must not change the samples"
+    assert s.logprob_temperature == 0.7
+    for p, comps, carried in zip(s.prompt_ids, s.completion_ids, s.logprobs):
+        expected = completion_logprobs(model, p, comps, temperature=0.7)
+        assert [len(c) for c in carried] == [len(c) for c in comps]
+        for got, want in zip(carried, expected):
+            assert got.tolist() == pytest.approx(want.tolist(), abs=1e-4)
+
+
+def test_sequence_kl_uses_carried_logprobs_and_needs_the_policy_otherwise(lm_and_tok, tiny_models):
+    from transformers import AutoModelForCausalLM
+
+    model, tok = lm_and_tok
+    other = AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    s = sample_completions(model, tok, ["Hi", "The council voted"], k=2, max_new_tokens=6, temperature=0.7, seed=5,
+                           logprobs=True)  # fmt: skip
+    by_forward = sequence_kl(model, other, s, temperature=0.7)
+    assert sum(abs(x) for x in by_forward) > 0.1
+    assert sequence_kl(None, other, s, temperature=0.7) == pytest.approx(by_forward, abs=1e-4)
+    with pytest.raises(ValueError, match="no log-probabilities at temperature 1.0"):
+        sequence_kl(None, other, s, temperature=1.0)
