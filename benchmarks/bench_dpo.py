@@ -23,10 +23,7 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -59,8 +56,10 @@ def _child(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig
+
+    from rlhf_ext.testing.timing import StepTimer
 
     if spec["sft"]:
         from rlhf_ext.data.ranking import ranked_to_pairs
@@ -103,36 +102,18 @@ def _child(spec: dict) -> dict:
         processing_class=tok,
         peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS),
     )
-    times: list[float] = []
-
-    class Timer(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.start = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            times.append(time.perf_counter() - self.start)
-
-    trainer.add_callback(Timer())
+    timer = StepTimer()
+    trainer.add_callback(timer)
     trainer.train()
     batch = next(iter(trainer.get_train_dataloader()))
     return {
         "trainer": spec["trainer"],
-        "step_s": statistics.median(times[spec["warmup"] :]),
+        "step_s": statistics.median(timer.times[spec["warmup"] :]),
         "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h],
         "shape": list(batch["input_ids"].shape),
         "scored": int(batch["completion_mask"].sum()),
         "tokens": int(batch["attention_mask"].sum()),
     }
-
-
-def _run_child(spec: dict) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"])}
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{spec['trainer']} run failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _build_model(args, folder: str) -> str:
@@ -163,6 +144,8 @@ def _build_model(args, folder: str) -> str:
 
 
 def main(argv=None) -> None:
+    from rlhf_ext.testing.timing import run_child
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
@@ -202,7 +185,7 @@ def main(argv=None) -> None:
         results = {t: [] for t in trainers}
         for repeat in range(args.repeats):
             for trainer in trainers if repeat % 2 == 0 else trainers[::-1]:
-                result = _run_child({**base, "trainer": trainer})
+                result = run_child(__file__, {**base, "trainer": trainer}, trainer)
                 results[trainer].append(result)
                 print(json.dumps({"repeat": repeat, **result}), flush=True)
 

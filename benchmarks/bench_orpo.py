@@ -24,10 +24,7 @@ import os
 import random
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -63,7 +60,9 @@ def _child(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlhf_ext.testing.timing import StepTimer
 
     tok = AutoTokenizer.from_pretrained(spec["model"])
     steps = spec["warmup"] + spec["steps"]
@@ -102,36 +101,18 @@ def _child(spec: dict) -> dict:
             processing_class=tok,
         )
 
-    times: list[float] = []
-
-    class Timer(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.start = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            times.append(time.perf_counter() - self.start)
-
-    trainer.add_callback(Timer())
+    timer = StepTimer()
+    trainer.add_callback(timer)
     rss_before = _rss_mb()
     trainer.train()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "method": spec["method"],
-        "step_s": statistics.median(times[spec["warmup"] :]),
+        "step_s": statistics.median(timer.times[spec["warmup"] :]),
         "peak_rss_mb": peak,
         "train_rss_growth_mb": peak - rss_before,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
     }
-
-
-def _run_child(spec: dict) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"])}
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{spec['method']} run failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _build_model(args, folder: str) -> tuple[str, float, float]:
@@ -168,6 +149,8 @@ def _build_model(args, folder: str) -> tuple[str, float, float]:
 
 
 def main(argv=None) -> None:
+    from rlhf_ext.testing.timing import run_child
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--hidden", type=int, default=256)
@@ -210,7 +193,7 @@ def main(argv=None) -> None:
         for repeat in range(args.repeats):
             order = methods if repeat % 2 == 0 else methods[::-1]
             for method in order:
-                result = _run_child({**base, "method": method})
+                result = run_child(__file__, {**base, "method": method}, method)
                 results[method].append(result)
                 print(json.dumps({"repeat": repeat, **result}), flush=True)
 
