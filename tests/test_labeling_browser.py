@@ -107,31 +107,18 @@ def new_page(browser, server):
     return page, blocked
 
 
-def start(page, name: str, attempts: int = 4) -> None:
-    """Enter ``name`` and press Start until the page shows that labeler's progress (up to ``attempts`` x 15 s).
-
-    Start is idempotent (it opens or resumes the labeler's session). A second press covers a first page load in which
-    the click lands before Gradio's front end has attached its handlers, seen once on a fresh clone; a slow first
-    event simply answers both presses."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
+def start(page, name: str) -> None:
+    """Enter ``name`` and press Start (both wait until the page-load event has answered and unlocked them)."""
     page.locator("#rlhf-name textarea").fill(name)
-    for attempt in range(attempts):
-        page.click("#rlhf-start")
-        try:
-            wait_progress(page, f"{name}: ", timeout=15_000)
-            return
-        except PlaywrightTimeout:
-            if attempt == attempts - 1:
-                raise
+    page.click("#rlhf-start")
+    wait_progress(page, f"{name}: ")
 
 
-def wait_progress(page, contains: str, timeout: float | None = None) -> str:
+def wait_progress(page, contains: str) -> str:
     page.wait_for_function(
         "(contains) => { const e = document.querySelector('#rlhf-progress [data-testid=markdown]');"
         " return e && e.innerText.includes(contains); }",
         arg=contains,
-        timeout=timeout,
     )
     return progress(page)
 

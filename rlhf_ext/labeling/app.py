@@ -110,10 +110,15 @@ def build_app(store: LabelStore, *, require_login: bool = False, title: str = "r
         saved_name = gr.BrowserState("", storage_key="rlhf_ext_labeler", secret=store.browser_secret)
         gr.Markdown(f"## Rank the completions\n{HELP}")
         with gr.Row(visible=not require_login) as name_row:
+            # Locked until the page-load event has answered: a Start answered before it would be undone by it.
             name_box = gr.Textbox(
-                label="Your name", placeholder="as you want it in the data", elem_id="rlhf-name", scale=3
+                label="Your name",
+                placeholder="as you want it in the data",
+                elem_id="rlhf-name",
+                scale=3,
+                interactive=False,
             )
-            start = gr.Button("Start", elem_id="rlhf-start", scale=1)
+            start = gr.Button("Start", elem_id="rlhf-start", scale=1, interactive=False)
         progress = gr.Markdown("", elem_id="rlhf-progress")
         prompt = gr.Textbox(
             label="Prompt", interactive=False, lines=2, max_lines=12, elem_id="rlhf-prompt", visible=False
@@ -227,7 +232,8 @@ def build_app(store: LabelStore, *, require_login: bool = False, title: str = "r
                 except LabelingError as err:
                     message = f"{err}"
             state = {"labeler": labeler}
-            return [*render(labeler, message, state), labeler or ""]
+            unlock = gr.update(interactive=True)
+            return [*render(labeler, message, state), labeler or "", unlock, unlock]
 
         def on_start(name: str, state: dict):
             try:
@@ -284,7 +290,7 @@ def build_app(store: LabelStore, *, require_login: bool = False, title: str = "r
         all_outputs = [*task_outputs, status]
         # No progress overlays: a round trip takes a fraction of a second, and the overlay's timer would flicker.
         quiet = {"show_progress": "hidden"}
-        demo.load(on_load, [saved_name, state], [*all_outputs, saved_name], **quiet)
+        demo.load(on_load, [saved_name, state], [*all_outputs, saved_name, name_box, start], **quiet)
         for trigger in (start.click, name_box.submit):
             trigger(on_start, [name_box, state], [*all_outputs, saved_name], **quiet)
         inputs = {state, flags, note, *pickers}
