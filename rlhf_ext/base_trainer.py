@@ -35,7 +35,17 @@ from .data.validation import named_datasets
 from .hub import keep_tokens_out_of_pickles, retry_push
 from .nonfinite import check_finite_gradients
 
-__all__ = ["TrainerMixin"]
+__all__ = ["TrainerMixin", "card_hyperparameters"]
+
+
+def card_hyperparameters(args, names: tuple[str, ...]) -> dict:
+    """The ``args`` fields ``names`` for a model card, less the one of ``num_train_epochs`` / ``max_steps`` that did not
+    decide the run's length (a positive ``max_steps`` overrides the epochs; ``-1`` means "use the epochs")."""
+    hyper = {name: getattr(args, name, None) for name in names}
+    max_steps = getattr(args, "max_steps", None)
+    if max_steps is not None:
+        hyper.pop("num_train_epochs" if max_steps > 0 else "max_steps", None)
+    return hyper
 
 
 class TrainerMixin:
@@ -123,7 +133,7 @@ class TrainerMixin:
             info.dataset_name = dataset_name
         if tags:
             info.tags = sorted(set(info.tags) | ({tags} if isinstance(tags, str) else set(tags)))
-        hyper = {name: getattr(self.args, name, None) for name in self._card_hyperparameters}
+        hyper = card_hyperparameters(self.args, self._card_hyperparameters)
         hyper.update(info.hyperparameters)
         info.hyperparameters = hyper
         output_dir = self.args.output_dir

@@ -75,3 +75,17 @@ def test_trainer_push_to_hub_publishes_our_card_and_plots(local_hub, tiny_models
     assert local_hub.token not in card.text
     reloaded = AutoModelForCausalLM.from_pretrained("local-user/tiny-sft", token=local_hub.token)
     assert reloaded.config.vocab_size == model.config.vocab_size
+
+
+def test_the_card_lists_the_run_length_that_decided_the_run():
+    """A positive max_steps overrides num_train_epochs (TrainingArguments' 3.0 default would be misleading on the
+    card); max_steps -1 means the epochs decide."""
+    from transformers import TrainingArguments
+
+    from rlhf_ext.base_trainer import card_hyperparameters
+
+    names = ("learning_rate", "num_train_epochs", "max_steps")
+    by_steps = card_hyperparameters(TrainingArguments("out", max_steps=16, learning_rate=3e-4), names)
+    assert by_steps == {"learning_rate": 3e-4, "max_steps": 16}
+    by_epochs = card_hyperparameters(TrainingArguments("out", num_train_epochs=2), names)
+    assert by_epochs == {"learning_rate": 5e-5, "num_train_epochs": 2}
