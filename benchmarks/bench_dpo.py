@@ -118,33 +118,13 @@ def _child(spec: dict) -> dict:
 
 def _build_model(args, folder: str) -> str:
     """Random-init Llama with ``--vocab`` rows in its (tied) embedding and LM head + the test tokenizer, in ``folder``."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from rlhf_ext.testing.tiny_models import build_random_llama
 
-    from rlhf_ext.testing.tiny_models import build_tokenizer
-
-    tok = build_tokenizer()
-    config = LlamaConfig(
-        vocab_size=max(args.vocab, len(tok)),
-        hidden_size=args.hidden,
-        intermediate_size=args.hidden * 8 // 3,
-        num_hidden_layers=args.layers,
-        num_attention_heads=max(1, args.hidden // 64),
-        num_key_value_heads=max(1, args.hidden // 64),
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    path = os.path.join(folder, "model")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return build_random_llama(folder, args.hidden, args.layers, args.vocab, tie_word_embeddings=True)
 
 
 def main(argv=None) -> None:
-    from rlhf_ext.testing.timing import run_child
+    from rlhf_ext.testing.timing import run_interleaved
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -181,13 +161,7 @@ def main(argv=None) -> None:
             "warmup": args.warmup,
             "threads": args.threads,
         }
-        trainers = ("trl", "rlhf_ext")
-        results = {t: [] for t in trainers}
-        for repeat in range(args.repeats):
-            for trainer in trainers if repeat % 2 == 0 else trainers[::-1]:
-                result = run_child(__file__, {**base, "trainer": trainer}, trainer)
-                results[trainer].append(result)
-                print(json.dumps({"repeat": repeat, **result}), flush=True)
+        results = run_interleaved(__file__, base, "trainer", ("trl", "rlhf_ext"), args.repeats)
 
     before, after = results["trl"], results["rlhf_ext"]
     t_before = statistics.median(r["step_s"] for r in before)

@@ -117,30 +117,12 @@ def _child(spec: dict) -> dict:
 
 def _build_model(args, folder: str) -> tuple[str, float, float]:
     """Random-init Llama + the test tokenizer in ``folder``; also the mean prompt/completion token counts."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
-    from rlhf_ext.testing.tiny_models import build_tokenizer
+    from rlhf_ext.testing.tiny_models import build_random_llama
 
-    tok = build_tokenizer()
-    config = LlamaConfig(
-        vocab_size=max(args.vocab, len(tok)),
-        hidden_size=args.hidden,
-        intermediate_size=args.hidden * 8 // 3,
-        num_hidden_layers=args.layers,
-        num_attention_heads=max(1, args.hidden // 64),
-        num_key_value_heads=max(1, args.hidden // 64),
-        max_position_embeddings=2048,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    path = os.path.join(folder, "model")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
+    path = build_random_llama(folder, args.hidden, args.layers, args.vocab, tie_word_embeddings=False,
+                              max_position_embeddings=2048)  # fmt: skip
     tok = AutoTokenizer.from_pretrained(path)
     sample = _rows(64, args.prompt_words, args.completion_words, seed=0)
     prompt_len = statistics.mean(len(tok(r["prompt"])["input_ids"]) for r in sample)
@@ -149,7 +131,7 @@ def _build_model(args, folder: str) -> tuple[str, float, float]:
 
 
 def main(argv=None) -> None:
-    from rlhf_ext.testing.timing import run_child
+    from rlhf_ext.testing.timing import run_interleaved
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -189,13 +171,7 @@ def main(argv=None) -> None:
             "threads": args.threads,
         }
         methods = ("orpo", "dpo", "dpo_precomputed") if args.with_precomputed_dpo else ("orpo", "dpo")
-        results = {m: [] for m in methods}
-        for repeat in range(args.repeats):
-            order = methods if repeat % 2 == 0 else methods[::-1]
-            for method in order:
-                result = run_child(__file__, {**base, "method": method}, method)
-                results[method].append(result)
-                print(json.dumps({"repeat": repeat, **result}), flush=True)
+        results = run_interleaved(__file__, base, "method", methods, args.repeats)
 
     orpo, dpo = results["orpo"], results["dpo"]
     t_orpo = statistics.median(r["step_s"] for r in orpo)

@@ -39,3 +39,16 @@ def run_child(script: str, spec: dict, name: str) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"{name} run failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_interleaved(script: str, base: dict, key: str, names: tuple[str, ...], repeats: int) -> dict[str, list[dict]]:
+    """``repeats`` rounds of :func:`run_child` for each of ``names`` (``spec = {**base, key: name}``), the order
+    reversed every other round so that load from other processes hits them alike; each result is printed as a JSON
+    line as it comes. Returns each name's results, in round order."""
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            result = run_child(script, {**base, key: name}, name)
+            results[name].append(result)
+            print(json.dumps({"repeat": repeat, **result}), flush=True)
+    return results

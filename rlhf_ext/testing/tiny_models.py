@@ -260,3 +260,39 @@ def build_pythia_like_standins(folder: str | Path, hidden_size: int = 32, seed: 
         tie_word_embeddings=False,
     )
     return _write_pair(paths, tokenizer, config, LlamaForCausalLM, LlamaForSequenceClassification, seed)
+
+
+def build_random_llama(
+    folder: str | Path,
+    hidden_size: int,
+    num_layers: int,
+    vocab_size: int,
+    tie_word_embeddings: bool,
+    max_position_embeddings: int | None = None,
+    seed: int = 0,
+) -> str:
+    """A random-init Llama of a benchmark's chosen size (heads of 64 dims, ``vocab_size`` rows in its embedding and LM
+    head, at least the test tokenizer's) with the test tokenizer, saved in ``<folder>/model``; returns that path."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = build_tokenizer()
+    extra = {"max_position_embeddings": max_position_embeddings} if max_position_embeddings else {}
+    config = LlamaConfig(
+        vocab_size=max(vocab_size, len(tok)),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 8 // 3,
+        num_hidden_layers=num_layers,
+        num_attention_heads=max(1, hidden_size // 64),
+        num_key_value_heads=max(1, hidden_size // 64),
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=tie_word_embeddings,
+        **extra,
+    )
+    torch.manual_seed(seed)
+    path = str(Path(folder) / "model")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
