@@ -14,8 +14,8 @@ is prose and stays as written.
     python -m rlhf_ext.results           # rewrite the blocks from docs/*.json
     python -m rlhf_ext.results --check   # exit 1 naming each block that differs from its JSON (a test runs this)
 
-``recipes/run_demo.py --publish`` and ``recipes/run_summarize.py [--dataset cnndm] --publish`` make their run the published one with
-:func:`publish_run`: its JSON and plots copied into docs/, every block rewritten from the JSON.
+``recipes/run_demo.py --publish`` and ``recipes/run_summarize.py [--dataset cnndm] --publish`` make their run the
+published one with :func:`publish_run`: its JSON and plots copied into docs/, every block rewritten from the JSON.
 """
 
 from __future__ import annotations
