@@ -83,16 +83,24 @@ def test_publishing_a_demo_run_rewrites_the_json_the_plots_and_the_readme(tmp_pa
     assert "**0.875**" in (repo / "README.md").read_text() and check_blocks(repo) == []
 
 
+def summarization_run(folder: Path, plot: bytes, ppo_win: float, ppo_ci: list[float], **labels) -> dict[str, Path]:
+    """A finished run_summarize root in ``folder``: the published summary.json with PPO's win rate vs SFT (and the
+    ``labels`` fields) replaced by a run's new numbers, and the evaluation's plot. Returns the run's folders."""
+    dirs = {"eval": folder / "eval"}
+    (dirs["eval"] / "plots").mkdir(parents=True)
+    (dirs["eval"] / "plots" / "results.png").write_bytes(plot)
+    summary = json.loads((ROOT / "docs" / "summarize_results.json").read_text())
+    ppo = summary["evaluation"]["systems"]["ppo"]
+    ppo["win_rate_vs_sft"], ppo["win_rate_vs_sft_ci"] = ppo_win, ppo_ci
+    summary["labels"].update(labels)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return dirs
+
+
 def test_publishing_a_summarization_run_rewrites_both_tables(tmp_path):
     repo = repo_copy(tmp_path / "repo")
     run = tmp_path / "run"
-    dirs = {"eval": run / "eval"}
-    (dirs["eval"] / "plots").mkdir(parents=True)
-    (dirs["eval"] / "plots" / "results.png").write_bytes(b"png: results")
-    summary = json.loads((ROOT / "docs" / "summarize_results.json").read_text())
-    ppo = summary["evaluation"]["systems"]["ppo"]
-    ppo["win_rate_vs_sft"], ppo["win_rate_vs_sft_ci"] = 0.6171875, [0.3046875, 0.4453125]  # a run's new numbers
-    (run / "summary.json").write_text(json.dumps(summary))
+    dirs = summarization_run(run, b"png: results", 0.6171875, [0.3046875, 0.4453125])
 
     load_recipe("run_summarize").publish(run, dirs, repo=repo)
     for file in ("README.md", "docs/summarization.md"):
@@ -103,30 +111,20 @@ def test_publishing_a_summarization_run_rewrites_both_tables(tmp_path):
 
 def test_publishing_a_cnndm_run_rewrites_its_own_blocks_only(tmp_path):
     repo = repo_copy(tmp_path / "repo")
-    docs = repo / "docs" / "summarization.md"
-    if "<!-- results:cnndm-table -->" not in docs.read_text():  # before the first CNN/DM run was published
-        docs.write_text(docs.read_text() + "\n<!-- results:cnndm-table -->\n<!-- /results:cnndm-table -->\n"
-                        "<!-- results:cnndm-facts -->\n<!-- /results:cnndm-facts -->\n")  # fmt: skip
-    tldr = {f: (repo / f).read_text() for f in ("README.md",)}
+    readme = (repo / "README.md").read_text()
     run = tmp_path / "run"
-    dirs = {"eval": run / "eval"}
-    (dirs["eval"] / "plots").mkdir(parents=True)
-    (dirs["eval"] / "plots" / "results.png").write_bytes(b"png: cnndm")
-    summary = json.loads((ROOT / "docs" / "summarize_results.json").read_text())
-    ppo = summary["evaluation"]["systems"]["ppo"]
-    ppo["win_rate_vs_sft"], ppo["win_rate_vs_sft_ci"] = 0.5390625, [0.4453125, 0.6328125]
-    summary["labels"].update(comparisons=5123, train_prompts=168, test_prompts=24)
-    (run / "summary.json").write_text(json.dumps(summary))
+    dirs = summarization_run(run, b"png: cnndm", 0.5390625, [0.4453125, 0.6328125],
+                             comparisons=5123, train_prompts=168, test_prompts=24)  # fmt: skip
 
     load_recipe("run_summarize").publish(run, dirs, repo=repo, dataset="cnndm")
-    assert json.loads((repo / "docs" / "cnndm_results.json").read_text()) == summary
+    assert (repo / "docs" / "cnndm_results.json").read_text() == (run / "summary.json").read_text()
     assert (repo / "docs" / "images" / "cnndm_results.png").read_bytes() == b"png: cnndm"
-    text = docs.read_text()
+    text = (repo / "docs" / "summarization.md").read_text()
     table = text[text.index("<!-- results:cnndm-table -->") : text.index("<!-- /results:cnndm-table -->")]
     assert "| 0.539 (0.45–0.63) |" in table
     facts = text[text.index("<!-- results:cnndm-facts -->") : text.index("<!-- /results:cnndm-facts -->")]
     assert "5,123 comparisons from 168 ranked prompts (24 held out" in facts and "`docs/cnndm_results.json`" in facts
-    assert (repo / "README.md").read_text() == tldr["README.md"], "the TL;DR run stays the README's"
+    assert (repo / "README.md").read_text() == readme, "the TL;DR run stays the README's"
     assert check_blocks(repo) == []
 
 
