@@ -18,6 +18,12 @@ twice or for nothing:
   nothing is subtracted and the weights are bit-for-bit those before sampling.
 - ``compact_lm_head``: the scoring passes project only the response positions through the LM head, see
   :mod:`rlhf_ext.lm_head`.
+- ``trim_prompt_padding``: prompts are left-padded to the longest one of the batch, so with short, unequal prompts
+  (the sentiment prompts are 3 to 24 tokens, 7.5 on average) a third of every scoring pass's tokens can be padding.
+  :func:`scoring_calls` groups the rows by prompt length and cuts from each group the leading columns that are padding
+  in all its rows; each group is one forward call, and the outputs are put back in row order. Padding is masked, and
+  the scoring forwards number tokens from the attention mask (:func:`rlhf_ext.value_head.add_position_ids`), so a
+  row's numbers do not depend on how much padding precedes it.
 
 Equality with the plain computations (to float32 rounding) is pinned in ``tests/test_fast_rollouts.py``.
 """
@@ -30,7 +36,20 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["FastRolloutOptions", "SamplerRecorder", "has_active_dropout", "lora_merged", "mergeable_lora_layers"]
+__all__ = [
+    "FastRolloutOptions",
+    "SamplerRecorder",
+    "has_active_dropout",
+    "in_row_order",
+    "lora_merged",
+    "mergeable_lora_layers",
+    "scoring_calls",
+]
+
+# A forward call costs about as much as this many more tokens (Python and per-operation overhead; measured on
+# SmolLM2-135M with LoRA on one core: ~45 ms without and ~100 ms with the backward, at 2.6 and 5.1 ms per token):
+# scoring_calls splits a group only when that removes more padded tokens than this.
+CALL_OVERHEAD_TOKENS = 32
 
 
 @dataclass
@@ -57,6 +76,15 @@ class FastRolloutOptions:
         metadata={
             "help": "On CPU, the scoring passes project only the response positions through the LM head "
             "(rlhf_ext.lm_head) instead of TRL's fused head, which projects every position there."
+        },
+    )
+    trim_prompt_padding: bool = field(
+        default=True,
+        metadata={
+            "help": "Scoring passes (reference, rollout and PPO forward/backward) run the rows in groups of similar "
+            "prompt length, without the left-padding columns all rows of a group share. Single process only (under "
+            "DDP, DeepSpeed or FSDP every process must run the same forward calls), and only for models whose "
+            "forward takes position_ids."
         },
     )
 
@@ -132,6 +160,64 @@ def lora_merged(model: nn.Module):
         for layer, weight, original, disabled in reversed(saved):
             weight.data = original
             layer._disable_adapters = disabled
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Scoring passes without the prompts' shared left padding
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def scoring_calls(
+    attention_mask: torch.Tensor, keep: int, batch_size: int, trim: bool = True, overhead: int | None = None
+) -> tuple[list[tuple[torch.Tensor, int]], torch.Tensor | None]:
+    """The forward calls of a scoring pass over left-padded prompts followed by ``keep`` completion columns.
+
+    Returns ``(calls, order)``: each call is ``(rows, first column)``, at most ``batch_size`` rows (consecutive chunks
+    of the batch, as the plain pass takes them); the caller runs ``ids[rows, first:]``. With ``trim``, each chunk's
+    rows are grouped by the number of leading padding columns of their prompt, and a group starts at the first column
+    where one of its rows has a token; the grouping minimises the tokens run plus ``overhead`` tokens per call
+    (default :data:`CALL_OVERHEAD_TOKENS`), exactly, by dynamic programming over the rows sorted by padding. The last
+    prompt column is always kept (it predicts the first completion token). ``order`` puts the concatenated outputs of the calls back in row order
+    (:func:`in_row_order`); it is None when no column was cut, and the calls are then the plain chunks."""
+    n, width = attention_mask.shape
+    prompt_width = width - keep
+    overhead = CALL_OVERHEAD_TOKENS if overhead is None else overhead
+    chunks = [torch.arange(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if not trim or prompt_width < 2:
+        return [(rows, 0) for rows in chunks], None
+    prompt = attention_mask[:, : prompt_width - 1].bool().cpu()
+    # leading padding columns of each row (all of them but the last prompt column when the prompt is empty)
+    lead = torch.where(prompt.any(dim=1), prompt.int().argmax(dim=1), prompt_width - 1).tolist()
+    calls = []
+    for rows in chunks:
+        calls += _groups(rows.tolist(), lead, width, overhead)
+    if all(first == 0 for _, first in calls):
+        return [(rows, 0) for rows in chunks], None
+    order = torch.cat([rows for rows, _ in calls]).argsort()
+    return calls, order
+
+
+def _groups(rows: list[int], lead: list[int], width: int, overhead: int) -> list[tuple[torch.Tensor, int]]:
+    """Split ``rows`` into contiguous runs of the rows sorted by padding (most first), at least cost."""
+    rows = sorted(rows, key=lambda r: -lead[r])  # stable: equal padding keeps the batch order
+    pads = [lead[r] for r in rows]
+    # best[j]: least cost of the first j sorted rows; a run i..j-1 starts at column pads[j - 1] (its least padding)
+    best, cut = [0] + [None] * len(rows), [0] * (len(rows) + 1)
+    for j in range(1, len(rows) + 1):
+        tokens = width - pads[j - 1]
+        best[j], cut[j] = min((best[i] + (j - i) * tokens + overhead, i) for i in range(j))
+    groups, j = [], len(rows)
+    while j > 0:
+        i = cut[j]
+        groups.append((torch.tensor(rows[i:j]), pads[j - 1]))
+        j = i
+    return groups[::-1]
+
+
+def in_row_order(outputs: list[torch.Tensor], order: torch.Tensor | None) -> torch.Tensor:
+    """The outputs of :func:`scoring_calls`' calls (each ``(rows, ...)``), concatenated and back in row order."""
+    out = torch.cat(outputs, dim=0)
+    return out if order is None else out[order.to(out.device)]
 
 
 # ------------------------------------------------------------------------------------------------------------------

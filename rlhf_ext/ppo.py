@@ -29,6 +29,7 @@ computations; they are importable from here too.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import textwrap
 
 import torch
@@ -48,7 +49,7 @@ from .critic import (
     set_value_scale,
 )
 from .data.validation import validate_prompt_dataset
-from .fast_rollouts import SamplerRecorder, has_active_dropout, lora_merged
+from .fast_rollouts import SamplerRecorder, has_active_dropout, in_row_order, lora_merged, scoring_calls
 from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
 from .lm_head import add_compact_lm_head
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
@@ -56,7 +57,18 @@ from .nonfinite import check_finite
 from .ppo_config import PPOConfig
 from .reward_normalization import RewardNormalizer, clip_scores, reference_scores, validate_reference_dataset
 from .reward_scoring import reward_model_scorers
-from .value_head import add_position_ids, add_value_head, load_value_head, save_value_head
+from .value_head import add_position_ids, add_value_head, load_value_head, save_value_head, takes_position_ids
+
+# Arguments of GRPO's log-prob pass that trim_prompt_padding handles; any other (image inputs) must be None.
+_TEXT_SCORING_ARGUMENTS = {
+    "model",
+    "input_ids",
+    "attention_mask",
+    "logits_to_keep",
+    "batch_size",
+    "compute_entropy",
+    "compute_aux_loss",
+}
 
 
 def disable_dropout(model: nn.Module) -> None:
@@ -248,6 +260,10 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         add_position_ids(self._value_model)
         if self.ref_model is not None:
             add_position_ids(self.accelerator.unwrap_model(self.ref_model))
+        scorers = [self._value_model, critic]
+        if self.ref_model is not None:
+            scorers.append(self.accelerator.unwrap_model(self.ref_model))
+        self._numbers_tokens_by_mask = all(takes_position_ids(m) for m in scorers if m is not None)
         if args.disable_dropout:  # GRPO turns off only the nn.Dropout layers, and only of the policy and reference
             for module in (self.model, self.ref_model, *self.reward_funcs):
                 if isinstance(module, nn.Module):
@@ -353,7 +369,7 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
                 kwargs["batch_size"] = rollout_batch
         collect = self._collect_values and model is self.model and self._policy_adapters_active()
         if not collect:
-            return super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
+            return self._grouped_logps_pass(model, args, kwargs)[0]
         if self._sampled is not None and not torch.is_grad_enabled():  # GRPO's old log-prob pass: the sampler's
             input_ids = args[0] if args else kwargs["input_ids"]
             attention_mask = args[1] if len(args) > 1 else kwargs["attention_mask"]
@@ -364,12 +380,40 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
                 return self._sampled.logps, None, None
         self._value_model._value_sink = []
         try:
-            result = super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
+            result, order = self._grouped_logps_pass(model, args, kwargs)
             logits_to_keep = args[2] if len(args) > 2 else kwargs["logits_to_keep"]
-            self._collected_values = torch.cat(self._value_model._value_sink, dim=0)[:, -logits_to_keep:]
+            values = [v[:, -logits_to_keep:] for v in self._value_model._value_sink]
+            self._collected_values = in_row_order(values, order)
         finally:
             self._value_model._value_sink = None
         return result
+
+    def _grouped_logps_pass(self, model, args, kwargs):
+        """GRPO's log-prob pass, run in ``trim_prompt_padding``'s groups of rows when it applies (text only, no MoE
+        auxiliary loss). Returns GRPO's result and the order that puts per-call outputs back in row order (None: the
+        calls were GRPO's own)."""
+        grpo_pass = super()._get_per_token_logps_and_entropies
+        arguments = inspect.signature(grpo_pass).bind(model, *args, **kwargs).arguments
+        text_only = all(arguments[name] is None for name in arguments if name not in _TEXT_SCORING_ARGUMENTS)
+        if text_only and not arguments.get("compute_aux_loss") and self._trim_prompt_padding():
+            input_ids, attention_mask, keep = (arguments[k] for k in ("input_ids", "attention_mask", "logits_to_keep"))
+            calls, order = scoring_calls(attention_mask, keep, arguments.get("batch_size") or input_ids.size(0))
+            if order is not None:
+                entropy = arguments.get("compute_entropy", False)
+                results = []
+                for rows, first in calls:
+                    ids, mask = input_ids[rows, first:], attention_mask[rows, first:]
+                    results.append(grpo_pass(model, ids, mask, keep, compute_entropy=entropy))
+                logps = in_row_order([r[0] for r in results], order)
+                entropies = in_row_order([r[1] for r in results], order) if entropy else None
+                return (logps, entropies, None), order
+        return grpo_pass(model, *args, **kwargs), None
+
+    def _trim_prompt_padding(self) -> bool:
+        """Whether scoring passes may cut the prompts' shared left padding (``trim_prompt_padding``): one process (every
+        process of a distributed run must make the same forward calls) and scoring forwards that number tokens from
+        the attention mask."""
+        return self.args.trim_prompt_padding and self.accelerator.num_processes == 1 and self._numbers_tokens_by_mask
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         # rlhf_ext.fast_rollouts: sample with LoRA merged, and keep the sampler's own log-probs and values.
@@ -409,10 +453,12 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
         keep = completion_ids.size(1)
-        batch_size = batch_size or input_ids.size(0)
+        calls, order = scoring_calls(
+            attention_mask, keep, batch_size or input_ids.size(0), self._trim_prompt_padding()
+        )
         logps, values, entropies = [], [], []
-        for start in range(0, input_ids.size(0), batch_size):
-            ids, attn = input_ids[start : start + batch_size], attention_mask[start : start + batch_size]
+        for rows, first in calls:
+            ids, attn = input_ids[rows, first:], attention_mask[rows, first:]
             labels = ids.masked_fill(attn == 0, -100)
             labels[:, :-keep] = -100
             with self.accelerator.autocast():
@@ -430,8 +476,8 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
                 logps.append(out.log_probs[:, -keep:])
             if compute_entropy and not values_only:
                 entropies.append(out.entropy[:, -keep:])
-        entropy = torch.cat(entropies) if entropies else None
-        return (torch.cat(logps) if logps else None), torch.cat(values), entropy
+        entropy = in_row_order(entropies, order) if entropies else None
+        return (in_row_order(logps, order) if logps else None), in_row_order(values, order), entropy
 
     def _generate_and_score_completions(self, inputs):
         from trl.models.utils import disable_gradient_checkpointing

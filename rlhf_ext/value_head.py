@@ -118,7 +118,7 @@ def add_position_ids(model: nn.Module) -> None:
     passes) and an attention mask but no position ids are changed; models whose forward takes no ``position_ids``
     are left alone.
     """
-    if "position_ids" not in inspect.signature(type(model).forward).parameters:
+    if not takes_position_ids(model):
         return
     inner_forward = model.forward
 
@@ -130,6 +130,11 @@ def add_position_ids(model: nn.Module) -> None:
         return inner_forward(*args, **kwargs)
 
     model.forward = forward.__get__(model)
+
+
+def takes_position_ids(model: nn.Module) -> bool:
+    """Whether ``model``'s forward takes ``position_ids`` (then :func:`add_position_ids` numbers its scoring forwards)."""
+    return "position_ids" in inspect.signature(type(model).forward).parameters
 
 
 def mask_aware_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,12 @@
 
 - ``lora_merged`` puts the original weight tensors back bit for bit and samples from the same distribution;
 - ``SamplerRecorder``'s log-probs and values equal a scoring pass over the sampled sequences;
+- ``scoring_calls`` runs every row once, cuts only columns that are padding in all rows of a call, and its order puts
+  the outputs back in row order;
 - a PPO trainer with every switch on and one with every switch off produce the same rollout (old and reference
   log-probs, KL, values, rewards, advantages, returns), the same loss and gradients, and the same weights after
-  training: with and without LoRA, with the trunk head and with a separate critic.
+  training: with and without LoRA, with the trunk head and with a separate critic, on prompts of unequal lengths
+  whose scoring passes the fast trainer runs in groups without their shared padding.
 
 Tolerances (float32): log-probs, values, KL, rewards, advantages, returns and losses to 1e-5 absolute (the sampler's
 numbers come from generate()'s cached forward, the plain ones from a full forward; LoRA merged vs unmerged adds
@@ -15,13 +18,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from datasets import Dataset
 from ppo_helpers import make_args, make_trainer
 
-from rlhf_ext.fast_rollouts import SamplerRecorder, lora_merged, mergeable_lora_layers
+from rlhf_ext import fast_rollouts
+from rlhf_ext.fast_rollouts import SamplerRecorder, in_row_order, lora_merged, mergeable_lora_layers, scoring_calls
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SWITCHES = ("logprobs_from_sampler", "merge_adapters_for_generation", "compact_lm_head")
+SWITCHES = ("logprobs_from_sampler", "merge_adapters_for_generation", "compact_lm_head", "trim_prompt_padding")
+# Prompts of 1 to 10 tokens: left-padded to the longest, most rows start with padding.
+UNEQUAL_PROMPTS = Dataset.from_dict(
+    {"prompt": ["Hi", "The council voted on Tuesday to approve the new budget", "A story", "Scientists said"] * 4}
+)
 
 
 def lora_policy(path, seed=0, **lora_kwargs):
@@ -155,6 +164,57 @@ def test_sampler_log_probs_and_values_equal_a_scoring_pass(tiny_models, tok, pol
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# scoring_calls: scoring passes without the prompts' shared left padding
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def left_padded_mask(prompt_lengths, prompt_width, completion_lengths):
+    width = prompt_width + max(completion_lengths)
+    mask = torch.zeros(len(prompt_lengths), width, dtype=torch.long)
+    for i, (p, c) in enumerate(zip(prompt_lengths, completion_lengths, strict=True)):
+        mask[i, prompt_width - p : prompt_width + c] = 1
+    return mask
+
+
+@pytest.mark.parametrize("overhead", [0, 8, 10_000])
+def test_scoring_calls_cut_only_shared_padding_and_restore_the_row_order(overhead):
+    prompt_lengths = [3, 12, 2, 12, 5, 1, 2, 9]
+    mask = left_padded_mask(prompt_lengths, 12, [4, 6, 6, 2, 6, 6, 5, 6])
+    calls, order = scoring_calls(mask, keep=6, batch_size=5, overhead=overhead)
+    rows = torch.cat([r for r, _ in calls])
+    assert sorted(rows.tolist()) == list(range(8))  # every row once
+    for r, first in calls:
+        assert len(r) <= 5 and (r < 5).all() | (r >= 5).all()  # within the plain pass's chunks of batch_size rows
+        assert not mask[r, :first].any()  # only padding is cut
+        assert first <= 12 - 1  # the last prompt column (it predicts the first completion token) stays
+    assert torch.equal(in_row_order([r for r, _ in calls], order), torch.arange(8))
+    values = torch.arange(8.0)[:, None] * torch.ones(1, 3)  # per-row outputs of the calls, back in row order
+    assert torch.equal(in_row_order([values[r] for r, _ in calls], order), values)
+    tokens = sum(len(r) * (mask.size(1) - first) for r, first in calls)
+    if overhead == 0:  # every distinct padding of a chunk gets its call: no padding column is run at all
+        assert tokens == sum(mask.size(1) - (12 - p) for p in prompt_lengths)
+        assert len(calls) == 4 + 3  # chunk [3, 12, 2, 12, 5] and chunk [1, 2, 9]
+    if overhead == 10_000:  # one call per chunk (rows by padding, most first), cut to its longest prompt
+        assert [(r.tolist(), first) for r, first in calls] == [([2, 0, 4, 1, 3], 0), ([5, 6, 7], 3)]
+
+
+def test_scoring_calls_group_rows_at_least_cost():
+    mask = left_padded_mask([1, 1, 1, 1, 20, 20], 20, [4] * 6)  # 4 short prompts and 2 long ones
+    calls, order = scoring_calls(mask, keep=4, batch_size=6, overhead=10)
+    assert [(sorted(r.tolist()), first) for r, first in calls] == [([0, 1, 2, 3], 19), ([4, 5], 0)]
+    assert order is not None
+
+
+def test_scoring_calls_are_the_plain_chunks_when_nothing_is_cut():
+    for mask in (left_padded_mask([4, 4, 4], 4, [2, 3, 1]), left_padded_mask([1, 3, 3], 3, [2, 2, 2])):
+        calls, order = scoring_calls(mask, keep=3, batch_size=2, overhead=10_000)
+        assert order is None and [(r.tolist(), first) for r, first in calls] == [([0, 1], 0), ([2], 0)]
+    mask = left_padded_mask([1, 3, 2], 3, [2, 2, 2])
+    calls, order = scoring_calls(mask, keep=3, batch_size=2, trim=False, overhead=0)
+    assert order is None and all(first == 0 for _, first in calls)
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # PPOTrainer with every switch on vs every switch off
 # ------------------------------------------------------------------------------------------------------------------
 
@@ -169,7 +229,8 @@ def _trainer(tiny_models, tok, folder, on: bool, variant: str):
         extra["value_model_path"] = str(tiny_models.reward_model)
     args = make_args(folder, kl_coef=0.1, temperature=0.7, num_ppo_epochs=2, max_steps=2, learning_rate=1e-2,
                      **{switch: on for switch in SWITCHES}, **extra)  # fmt: skip
-    trainer = make_trainer(tiny_models, tok, args, reward=str(tiny_models.reward_model), **kwargs)
+    trainer = make_trainer(tiny_models, tok, args, reward=str(tiny_models.reward_model),
+                           train_dataset=UNEQUAL_PROMPTS, **kwargs)  # fmt: skip
     generator = torch.Generator().manual_seed(7)
     with torch.no_grad():
         if variant == "lora":
@@ -183,14 +244,17 @@ def _trainer(tiny_models, tok, folder, on: bool, variant: str):
 
 
 def _count_calls(trainer):
-    """Counts, on the policy, no-grad scoring calls with the adapters on, and LoRA products while sampling."""
-    counts = {"scoring": 0, "lora_while_sampling": 0}
+    """Counts, on the policy, no-grad scoring calls with the adapters on and LoRA products while sampling; records
+    the (rows, columns) of every scoring call."""
+    counts = {"scoring": 0, "lora_while_sampling": 0, "shapes": []}
     sampling = [False]
 
     def scoring(module, args, kwargs):
         policy_runs = kwargs.get("fused_lm_head") and not kwargs.get("values_only")
         if policy_runs and not torch.is_grad_enabled() and trainer._policy_adapters_active():
             counts["scoring"] += 1
+        if kwargs.get("fused_lm_head"):
+            counts["shapes"].append(tuple(kwargs["input_ids"].shape))
 
     def lora(module, args, output):
         counts["lora_while_sampling"] += sampling[0]
@@ -212,8 +276,14 @@ def _count_calls(trainer):
     return counts
 
 
+@pytest.fixture
+def one_call_per_padding(monkeypatch):
+    """scoring_calls gives every distinct prompt padding its own call: the tiny batches gain nothing otherwise."""
+    monkeypatch.setattr(fast_rollouts, "CALL_OVERHEAD_TOKENS", 0)
+
+
 @pytest.mark.parametrize("variant", ["full", "lora", "critic"])
-def test_ppo_with_every_speedup_gives_the_plain_numbers(tiny_models, tok, tmp_path, variant):
+def test_ppo_with_every_speedup_gives_the_plain_numbers(tiny_models, tok, tmp_path, variant, one_call_per_padding):
     trainers = [_trainer(tiny_models, tok, tmp_path / str(on), on, variant) for on in (False, True)]
     counts = [_count_calls(t) for t in trainers]
     rollouts = []
@@ -244,12 +314,19 @@ def test_ppo_with_every_speedup_gives_the_plain_numbers(tiny_models, tok, tmp_pa
         losses.append(loss.detach())
         grads.append({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
     assert torch.allclose(losses[0], losses[1], atol=1e-5)
+    # the plain trainer ran whole batches; the fast one ran calls without padding columns, narrower than the batch
+    full_width = rollouts[0]["prompt_ids"].size(1) + rollouts[0]["completion_ids"].size(1)
+    assert {columns for _, columns in counts[0]["shapes"]} == {full_width}
+    assert min(columns for _, columns in counts[1]["shapes"]) < full_width
+    assert len(counts[1]["shapes"]) > len(counts[0]["shapes"])
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name, g in grads[0].items():
         assert (grads[1][name] - g).abs().max() <= 1e-4 * g.abs().max() + 1e-7, name
 
 
-def test_ppo_training_with_and_without_the_speedups_ends_at_the_same_weights(tiny_models, tok, tmp_path):
+def test_ppo_training_with_and_without_the_speedups_ends_at_the_same_weights(
+    tiny_models, tok, tmp_path, one_call_per_padding
+):
     """2 optimizer steps (one rollout, 2 epochs) with LoRA: weights and logged metrics agree to float32 rounding."""
     runs = []
     for on in (False, True):
