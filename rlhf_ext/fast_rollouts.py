@@ -23,7 +23,8 @@ twice or for nothing:
   :func:`scoring_calls` groups the rows by prompt length and cuts from each group the leading columns that are padding
   in all its rows; each group is one forward call, and the outputs are put back in row order. Padding is masked, and
   the scoring forwards number tokens from the attention mask (:func:`rlhf_ext.value_head.add_position_ids`), so a
-  row's numbers do not depend on how much padding precedes it.
+  row's numbers do not depend on how much padding precedes it. :func:`trimmed_prefill` does the same for sampling's
+  prompt pass, whose cache then feeds the decoding steps of the whole batch.
 
 Equality with the plain computations (to float32 rounding) is pinned in ``tests/test_fast_rollouts.py``.
 """
@@ -44,6 +45,7 @@ __all__ = [
     "lora_merged",
     "mergeable_lora_layers",
     "scoring_calls",
+    "trimmed_prefill",
 ]
 
 # A forward call costs about as much as this many more tokens (Python and per-operation overhead; measured on
@@ -81,10 +83,10 @@ class FastRolloutOptions:
     trim_prompt_padding: bool = field(
         default=True,
         metadata={
-            "help": "Scoring passes (reference, rollout and PPO forward/backward) run the rows in groups of similar "
-            "prompt length, without the left-padding columns all rows of a group share. Single process only (under "
-            "DDP, DeepSpeed or FSDP every process must run the same forward calls), and only for models whose "
-            "forward takes position_ids."
+            "help": "Scoring passes (reference, rollout and PPO forward/backward) and sampling's prompt pass run the "
+            "rows in groups of similar prompt length, without the left-padding columns all rows of a group share. "
+            "Single process only (under DDP, DeepSpeed or FSDP every process must run the same forward calls), and "
+            "only for models whose forward takes position_ids."
         },
     )
 
@@ -218,6 +220,92 @@ def in_row_order(outputs: list[torch.Tensor], order: torch.Tensor | None) -> tor
     """The outputs of :func:`scoring_calls`' calls (each ``(rows, ...)``), concatenated and back in row order."""
     out = torch.cat(outputs, dim=0)
     return out if order is None else out[order.to(out.device)]
+
+
+# The per-row tensors of a prompt pass that trimmed_prefill cuts; a pass with any other tensor argument runs as is.
+_PREFILL_TENSORS = ("input_ids", "attention_mask", "position_ids")
+
+
+@contextlib.contextmanager
+def trimmed_prefill(model: nn.Module):
+    """While active, ``generate()``'s prompt pass on ``model`` (a causal LM) runs in :func:`scoring_calls`' groups of
+    rows, each without the padding columns all its rows share, and without the slow path of the LM head on the last
+    position. The cache it hands to the decoding steps holds the groups' keys and values at their columns and zeros at
+    the cut padding, which the attention mask hides, as it hid the padding's own keys and values.
+
+    Only a text prompt pass on an empty ``DynamicCache`` of plain layers, with position ids from the attention mask
+    (``generate()`` passes them), is grouped; every other call (the decoding steps) is the model's own."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    backbone = model.base_model
+    head = model.get_output_embeddings()
+    own_forward = backbone.__dict__.get("forward")
+    inner = backbone.forward
+
+    def grouped(*args, **kwargs):
+        ids, mask, positions = (kwargs.get(k) for k in ("input_ids", "attention_mask", "position_ids"))
+        name = "cache" if "cache" in kwargs else "past_key_values"
+        cache = kwargs.get(name)
+        plain = (
+            args
+            or ids is None
+            or mask is None
+            or positions is None
+            or mask.shape != ids.shape
+            or positions.shape[-2:] != ids.shape
+            or any(isinstance(v, torch.Tensor) for k, v in kwargs.items() if k not in _PREFILL_TENSORS)
+            or kwargs.get("output_hidden_states")
+            or kwargs.get("output_attentions")
+            or type(cache) is not DynamicCache
+            or cache.get_seq_length() != 0
+            or getattr(cache, "offloading", False)
+            or any(type(layer) is not DynamicLayer for layer in cache.layers)
+        )
+        calls, order = (None, None) if plain else scoring_calls(mask, 0, ids.size(0))
+        if order is None:
+            return inner(*args, **kwargs)
+        outputs, caches = [], []
+        for rows, first in calls:
+            group_cache = DynamicCache(config=backbone.config)
+            group = dict(kwargs, input_ids=ids[rows, first:], attention_mask=mask[rows, first:])
+            group["position_ids"] = positions[..., rows, first:]
+            group[name] = group_cache
+            outputs.append(inner(**group))
+            caches.append(group_cache)
+        first_hidden = outputs[0].last_hidden_state
+        hidden = first_hidden.new_zeros(ids.shape + first_hidden.shape[2:])
+        for (rows, first), out in zip(calls, outputs, strict=True):
+            hidden[rows, first:] = out.last_hidden_state
+        for index, layer in enumerate(caches[0].layers):
+            keys = layer.keys.new_zeros((ids.size(0), *layer.keys.shape[1:-2], ids.size(1), layer.keys.size(-1)))
+            values = layer.values.new_zeros((*keys.shape[:-1], layer.values.size(-1)))
+            for (rows, first), group_cache in zip(calls, caches, strict=True):
+                keys[rows, ..., first:, :] = group_cache.layers[index].keys
+                values[rows, ..., first:, :] = group_cache.layers[index].values
+            cache.update(keys, values, index)
+        result = outputs[0]
+        result["last_hidden_state"] = hidden
+        result[name] = cache
+        return result
+
+    def contiguous_input(module, args):
+        # A slice of the last position is not contiguous; torch.matmul then runs a batched product per row.
+        if args and isinstance(args[0], torch.Tensor) and not args[0].is_contiguous():
+            return (args[0].contiguous(), *args[1:])
+        return None
+
+    backbone.forward = grouped
+    handle = head.register_forward_pre_hook(contiguous_input) if head is not None else None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+        if own_forward is None:
+            del backbone.forward
+        else:
+            backbone.forward = own_forward
 
 
 # ------------------------------------------------------------------------------------------------------------------

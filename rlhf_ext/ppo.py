@@ -49,7 +49,14 @@ from .critic import (
     set_value_scale,
 )
 from .data.validation import validate_prompt_dataset
-from .fast_rollouts import SamplerRecorder, has_active_dropout, in_row_order, lora_merged, scoring_calls
+from .fast_rollouts import (
+    SamplerRecorder,
+    has_active_dropout,
+    in_row_order,
+    lora_merged,
+    scoring_calls,
+    trimmed_prefill,
+)
 from .kl_and_ptx import KLControlAndPtxMixin, validate_ptx_dataset
 from .lm_head import add_compact_lm_head
 from .losses import clipped_policy_loss, clipped_value_loss, gae, kl_penalty, masked_mean, whiten
@@ -426,6 +433,8 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         with contextlib.ExitStack() as stack:
             if self.args.merge_adapters_for_generation:
                 stack.enter_context(lora_merged(policy))
+            if self._trim_prompt_padding():
+                stack.enter_context(trimmed_prefill(self._value_model))
             if self._collect_values and self._sampler_scores_usable():
                 value_head = self._value_model.v_head if self.critic is None else None
                 recorder = stack.enter_context(SamplerRecorder(self._value_model, self.temperature, value_head))

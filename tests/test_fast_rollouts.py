@@ -3,7 +3,7 @@
 - ``lora_merged`` puts the original weight tensors back bit for bit and samples from the same distribution;
 - ``SamplerRecorder``'s log-probs and values equal a scoring pass over the sampled sequences;
 - ``scoring_calls`` runs every row once, cuts only columns that are padding in all rows of a call, and its order puts
-  the outputs back in row order;
+  the outputs back in row order; ``trimmed_prefill`` samples the same tokens from the same logits;
 - a PPO trainer with every switch on and one with every switch off produce the same rollout (old and reference
   log-probs, KL, values, rewards, advantages, returns), the same loss and gradients, and the same weights after
   training: with and without LoRA, with the trunk head and with a separate critic, on prompts of unequal lengths
@@ -16,13 +16,22 @@ another float32 rounding); gradients to 1e-4 relative to their largest entry; we
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from datasets import Dataset
 from ppo_helpers import make_args, make_trainer
 
 from rlhf_ext import fast_rollouts
-from rlhf_ext.fast_rollouts import SamplerRecorder, in_row_order, lora_merged, mergeable_lora_layers, scoring_calls
+from rlhf_ext.fast_rollouts import (
+    SamplerRecorder,
+    in_row_order,
+    lora_merged,
+    mergeable_lora_layers,
+    scoring_calls,
+    trimmed_prefill,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -212,6 +221,37 @@ def test_scoring_calls_are_the_plain_chunks_when_nothing_is_cut():
     mask = left_padded_mask([1, 3, 2], 3, [2, 2, 2])
     calls, order = scoring_calls(mask, keep=3, batch_size=2, trim=False, overhead=0)
     assert order is None and all(first == 0 for _, first in calls)
+
+
+def test_trimmed_prefill_samples_the_same_tokens_from_the_same_logits(tiny_models, tok, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setattr(fast_rollouts, "CALL_OVERHEAD_TOKENS", 0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_models.causal_lm).eval()
+    tok.padding_side = "left"
+    prompts = tok(["Hi", "The council voted on Tuesday to approve", "A story", "Scientists said", "Hi there"],
+                  padding=True, return_tensors="pt")  # fmt: skip
+    widths = []
+    model.model.layers[0].register_forward_pre_hook(lambda module, args: widths.append(args[0].shape[:2]))
+    runs = []
+    for trim in (False, True):
+        widths.clear()
+        torch.manual_seed(3)
+        with torch.no_grad(), trimmed_prefill(model) if trim else contextlib.nullcontext():
+            runs.append(model.generate(**prompts, do_sample=True, temperature=0.7, top_k=0, max_new_tokens=6,
+                                       output_scores=True, return_dict_in_generate=True, pad_token_id=tok.pad_token_id))  # fmt: skip
+        runs[-1].widths = list(widths)
+    plain, trimmed = runs
+    assert torch.equal(plain.sequences, trimmed.sequences)
+    for a, b in zip(plain.scores, trimmed.scores, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    prompt_width = prompts["input_ids"].size(1)
+    assert plain.widths[0] == (5, prompt_width)  # one prompt pass over the padded batch, then one-token steps
+    # the prompt pass ran in groups, each narrower than the batch but the one with the longest prompt
+    groups = trimmed.widths[: len(trimmed.widths) - len(plain.widths) + 1]
+    assert len(groups) > 1 and sum(rows for rows, _ in groups) == 5 and min(cols for _, cols in groups) < prompt_width
+    assert trimmed.widths[len(groups) :] == plain.widths[1:]
+    assert "forward" not in model.model.__dict__  # the backbone's own forward is back
 
 
 # ------------------------------------------------------------------------------------------------------------------
