@@ -14,7 +14,8 @@ settings (episodes per batch, response length, epochs, reference model):
   from there (``PYTHONPATH``; the subprocess checks where it imported it from), with everything else, this script
   included, unchanged. ``--baseline-rev REV`` adds ``<config>@REV`` for every configuration;
 - ``<config>:-<switch>``: that configuration with one of ``PPOConfig``'s speed-up switches off
-  (``rlhf_ext.fast_rollouts``: ``logprobs_from_sampler``, ``merge_adapters_for_generation``, ``compact_lm_head``);
+  (``rlhf_ext.fast_rollouts``: ``logprobs_from_sampler``, ``merge_adapters_for_generation``, ``compact_lm_head``,
+  ``trim_prompt_padding``);
   ``--ablate`` adds ``ppo:-<switch>`` for each;
 - ``trl112`` (with ``--trl112``): TRL 1.12's own ``PPOTrainer`` in a separate venv (``$TRL112_VENV``, default
   ``<tmp>/rlhf_ext-venv-trl112``, created on first use with ``python -m venv`` and pip: torch 2.13, ``trl==1.12.0``
@@ -52,7 +53,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SWITCHES = ("logprobs_from_sampler", "merge_adapters_for_generation", "compact_lm_head")
+SWITCHES = ("logprobs_from_sampler", "merge_adapters_for_generation", "compact_lm_head", "trim_prompt_padding")
 # The demo's PPO config: recipe-only keys (and those the benchmark sets itself) are not PPOConfig arguments.
 SENTIMENT_CONFIG = ROOT / "recipes" / "configs" / "ppo_sentiment_offline.yaml"
 NOT_TRAINER_ARGS = {"model_name_or_path", "reward_model", "output_dir", "num_prompts", "max_steps", "logging_steps",

@@ -423,7 +423,8 @@ class PPOTrainer(TrainerMixin, KLControlAndPtxMixin, GRPOTrainer):
         return self.args.trim_prompt_padding and self.accelerator.num_processes == 1 and self._numbers_tokens_by_mask
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        # rlhf_ext.fast_rollouts: sample with LoRA merged, and keep the sampler's own log-probs and values.
+        # rlhf_ext.fast_rollouts: sample with LoRA merged and the prompt pass without the shared padding, and keep
+        # the sampler's own log-probs and values.
         if self.use_vllm or self.use_transformers_continuous_batching:
             return super()._generate_single_turn(
                 prompt_ids, images, multimodal_fields, num_generations, has_tool_images
