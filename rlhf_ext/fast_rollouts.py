@@ -19,7 +19,7 @@ twice or for nothing:
 - ``compact_lm_head``: the scoring passes project only the response positions through the LM head, see
   :mod:`rlhf_ext.lm_head`.
 - ``trim_prompt_padding``: prompts are left-padded to the longest one of the batch, so with short, unequal prompts
-  (the sentiment prompts are 3 to 24 tokens, 7.5 on average) a third of every scoring pass's tokens can be padding.
+  (the sentiment prompts are 3 to 24 tokens, 7.5 on average) a quarter of every scoring pass's tokens was padding.
   :func:`scoring_calls` groups the rows by prompt length and cuts from each group the leading columns that are padding
   in all its rows; each group is one forward call, and the outputs are put back in row order. Padding is masked, and
   the scoring forwards number tokens from the attention mask (:func:`rlhf_ext.value_head.add_position_ids`), so a
@@ -179,8 +179,9 @@ def scoring_calls(
     rows are grouped by the number of leading padding columns of their prompt, and a group starts at the first column
     where one of its rows has a token; the grouping minimises the tokens run plus ``overhead`` tokens per call
     (default :data:`CALL_OVERHEAD_TOKENS`), exactly, by dynamic programming over the rows sorted by padding. The last
-    prompt column is always kept (it predicts the first completion token). ``order`` puts the concatenated outputs of the calls back in row order
-    (:func:`in_row_order`); it is None when no column was cut, and the calls are then the plain chunks."""
+    prompt column is always kept (it predicts the first completion token). ``order`` puts the concatenated outputs of
+    the calls back in row order (:func:`in_row_order`); it is None when no column was cut, and the calls are then the
+    plain chunks."""
     n, width = attention_mask.shape
     prompt_width = width - keep
     overhead = CALL_OVERHEAD_TOKENS if overhead is None else overhead

@@ -238,8 +238,10 @@ def test_trimmed_prefill_samples_the_same_tokens_from_the_same_logits(tiny_model
         widths.clear()
         torch.manual_seed(3)
         with torch.no_grad(), trimmed_prefill(model) if trim else contextlib.nullcontext():
-            runs.append(model.generate(**prompts, do_sample=True, temperature=0.7, top_k=0, max_new_tokens=6,
-                                       output_scores=True, return_dict_in_generate=True, pad_token_id=tok.pad_token_id))  # fmt: skip
+            out = model.generate(**prompts, do_sample=True, temperature=0.7, top_k=0, max_new_tokens=6,
+                                 output_scores=True, return_dict_in_generate=True,
+                                 pad_token_id=tok.pad_token_id)  # fmt: skip
+            runs.append(out)
         runs[-1].widths = list(widths)
     plain, trimmed = runs
     assert torch.equal(plain.sequences, trimmed.sequences)
