@@ -146,6 +146,12 @@ def first_k_labels(labels, k: int, tie_tolerance: float = 0.0):
     return out, stats
 
 
+def reward_backbone(run_summarize, dataset: str, toy: bool, sft: Path) -> list[str]:
+    """Where the reward model of a label ablation starts: where the run's did, its own SFT folder when the reward
+    config names ``outputs/<dataset>/sft`` (the toy run's overrides already name its tiny model)."""
+    return [] if toy or not run_summarize.reward_starts_from_sft(dataset) else ["--model_name_or_path", str(sft)]
+
+
 def critic_unavailable(reward_model: Path, sft: Path) -> str | None:
     """Why a critic cannot be copied from ``reward_model`` for the ``sft`` policy (the trainer's own check), or None."""
     from transformers import AutoTokenizer
@@ -199,7 +205,8 @@ def main(argv=None) -> dict:
     out_dir = root / "ablation"
     stages = {s.name: s for s in PIPELINES[opts.dataset]}
     configs = {name: RECIPES / "configs" / stages[name].config for name in ("ppo", "reward", "evaluate")}
-    toy = load_script(RECIPES / "run_summarize.py").toy_overrides(root) if opts.toy else {name: [] for name in configs}
+    run_summarize = load_script(RECIPES / "run_summarize.py")
+    toy = run_summarize.toy_overrides(root) if opts.toy else {name: [] for name in configs}
 
     # 1. what each variant changes, given what the config already does
     inputs = {"model_name_or_path": str(d["sft"]), "reward_model": str(d["reward"])}
@@ -245,7 +252,14 @@ def main(argv=None) -> dict:
             subset.save_to_disk(str(labels_dir))
             (labels_dir / "labeling_stats.json").write_text(json.dumps({"task": task, **stats}, indent=2))
             print(f"\n=== reward model on the first {k} summaries of each article ===", flush=True)
-            over = [*toy["reward"], "--preferences", str(labels_dir), "--output_dir", str(rm_dir)]
+            over = [
+                *toy["reward"],
+                *reward_backbone(run_summarize, opts.dataset, opts.toy, d["sft"]),
+                "--preferences",
+                str(labels_dir),
+                "--output_dir",
+                str(rm_dir),
+            ]
             seconds = run_stage(RECIPES / stages["reward"].script, configs["reward"], over)
             (rm_dir / RUN_RECORD).write_text(json.dumps({"seconds": round(seconds, 1)}))
         accuracy = json.loads((rm_dir / "eval_results.json").read_text()).get("eval_accuracy")

@@ -75,6 +75,16 @@ def test_a_critic_from_an_encoder_reward_model_is_refused_with_the_trainers_reas
     assert ablate.critic_unavailable(tiny_models.reward_model, tiny_models.causal_lm) is None  # a decoder: fine
 
 
+def test_the_k4_reward_model_starts_from_the_runs_own_sft_folder_as_its_reward_config_says(ablate, tmp_path):
+    from rlhf_ext.pipeline import load_script
+
+    run_summarize = load_script(ROOT / "recipes" / "run_summarize.py")
+    sft = tmp_path / "run" / "sft"
+    for dataset in ("tldr", "cnndm"):  # both reward configs name outputs/<dataset>/sft, which need not exist here
+        assert ablate.reward_backbone(run_summarize, dataset, False, sft) == ["--model_name_or_path", str(sft)]
+    assert ablate.reward_backbone(run_summarize, "tldr", True, sft) == []  # the toy run's overrides name its model
+
+
 @pytest.mark.slow  # the evaluation's judge loads MiniLM and SmolLM2
 def test_toy_ablation_runs_two_variants_writes_the_json_and_resumes(ablate, toy_summarize_run, tmp_path, capsys):
     root, _, _ = toy_summarize_run
