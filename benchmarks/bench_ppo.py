@@ -43,6 +43,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -416,6 +417,8 @@ def main():
     ap.add_argument("--trl112", action="store_true", help="also run TRL 1.12's PPOTrainer in a separate venv")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "rlhf_ext_bench_ppo"))
     ap.add_argument("--json", help="also write every run's figures to this JSON file")
+    ap.add_argument("--machine", default=None,
+                    help="how to describe the machine in the JSON (default: N CPU cores, no GPU)")  # fmt: skip
     ap.add_argument("--only", help=argparse.SUPPRESS)  # internal: run one configuration and print JSON
     opts = ap.parse_args()
     Path(opts.workdir).mkdir(parents=True, exist_ok=True)
@@ -521,9 +524,15 @@ def main():
             f"peak RSS x{rss['ppo+critic'] / rss['ppo']:.2f} (+{rss['ppo+critic'] - rss['ppo']:.0f} MB)"
         )
     if opts.json:
-        Path(opts.json).write_text(
-            json.dumps({"options": vars(opts), "configs": configs, "results": results}, indent=2)
-        )
+        record = {
+            "options": vars(opts),
+            "configs": configs,
+            "results": results,
+            "command": "python benchmarks/bench_ppo.py " + shlex.join(sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": opts.machine or f"{os.cpu_count()} CPU cores, no GPU",
+        }
+        Path(opts.json).write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 - ``docs/cnndm_results.json`` (``make summarize SUMMARIZE_ARGS="--dataset cnndm"``'s ``summary.json``) -> the
   CNN/DM table and its line of labels and stage times in docs/summarization.md;
 - ``docs/summarize_ablation.json`` (``benchmarks/ablate_ppo_tldr.py``) -> the PPO ablation table of
-  docs/summarization.md. Until that JSON exists, a block of it in no file is simply not published yet.
+  docs/summarization.md. Until that JSON exists, a block of it in no file is simply not published yet;
+- ``docs/bench_ppo_speed.json`` (``benchmarks/bench_ppo.py --json``) -> the PPO speed table of docs/ppo.md.
 
 Each generated block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; text outside the markers
 is prose and stays as written.
@@ -24,6 +25,7 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +35,7 @@ __all__ = [
     "check_blocks",
     "publish_run",
     "render_demo",
+    "render_ppo_speed",
     "render_summarize_ablation",
     "render_cnndm_facts",
     "render_summarize_facts",
@@ -45,6 +48,7 @@ SUMMARIZE_JSON = "docs/summarize_results.json"
 CNNDM_JSON = "docs/cnndm_results.json"
 PPO_RUNS_JSON = "docs/summarize_ppo_runs.json"
 ABLATION_JSON = "docs/summarize_ablation.json"
+PPO_SPEED_JSON = "docs/bench_ppo_speed.json"
 JUDGE_NAMES = {"SentimentLabeler": "VADER"}
 
 
@@ -177,6 +181,30 @@ def render_ppo_runs(data: dict) -> str:
     return "\n".join([*lines, "", results_markdown(ev["systems"]).rstrip("\n"), "", facts])
 
 
+def render_ppo_speed(data: dict) -> str:
+    """``benchmarks/bench_ppo.py``'s side-by-side runs: each configuration's episodes/s per round, their median, the
+    first configuration's speed-up over it, peak RSS; then how it was run."""
+    results, opts = data["results"], data["options"]
+    first = data["configs"][0]
+    median = {config: statistics.median(r["episodes_per_s"] for r in rows) for config, rows in results.items()}
+    lines = [
+        f"| configuration | episodes/s per round | median | `{first}` is faster by | peak RSS, MB |",
+        "|---|---|---|---|---|",
+    ]
+    for config in data["configs"]:
+        rounds = ", ".join(f"{r['episodes_per_s']:.3f}" for r in results[config])
+        speedup = "–" if config == first else f"x{median[first] / median[config]:.2f}"
+        rss = max(r["peak_rss_mb"] for r in results[config])
+        lines.append(f"| `{config}` | {rounds} | {median[config]:.3f} | {speedup} | {rss:.0f} |")
+    episodes = results[first][0]["episodes"]
+    facts = (
+        f"{episodes} episodes per run ({opts['steps']} optimizer steps), {opts['repeats']} rounds with the "
+        f"configurations interleaved, {opts['threads']} torch threads; `<config>@<rev>` is rlhf_ext at that git "
+        f"revision. {data['machine']}, {data['date']}, `{PPO_SPEED_JSON}`; re-run with `{data['command']}`."
+    )
+    return "\n".join([*lines, "", facts])
+
+
 # (file, block name, JSON it is generated from, renderer)
 BLOCKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
     ("README.md", "demo", DEMO_JSON, render_demo),
@@ -188,6 +216,7 @@ BLOCKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
     ("docs/summarization.md", "cnndm-facts", CNNDM_JSON, render_cnndm_facts),
     ("docs/summarization.md", "summarize-ablation", ABLATION_JSON, render_summarize_ablation),
     ("docs/summarization.md", "ppo-runs", PPO_RUNS_JSON, render_ppo_runs),
+    ("docs/ppo.md", "ppo-speed", PPO_SPEED_JSON, render_ppo_speed),
 ]
 
 

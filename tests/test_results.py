@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from recipe_loader import load_recipe
 
-from rlhf_ext.results import BLOCKS, check_blocks, render_demo, render_summarize_ablation, write_blocks
+from rlhf_ext.results import (
+    BLOCKS,
+    check_blocks,
+    render_demo,
+    render_ppo_speed,
+    render_summarize_ablation,
+    write_blocks,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,6 +202,36 @@ Not run: `critic_from_reward_model` (no critic can be copied from outputs/tldr/r
     assert render_summarize_ablation(reused) == expected.replace(
         "`docs/summarize_ablation.json`.\n",
         "`docs/summarize_ablation.json`.\n`full` is the run's own PPO stage (`ppo`), evaluated again beside the others.\n",
+    )
+
+
+def test_the_ppo_speed_table_shows_each_round_the_medians_and_the_speed_up():
+    def run(eps, rss):
+        return {"episodes": 128, "episodes_per_s": eps, "seconds": 128 / eps, "peak_rss_mb": rss}
+
+    bench = {
+        "options": {"steps": 8, "repeats": 3, "threads": 2},
+        "configs": ["ppo", "ppo@abc123"],
+        "results": {
+            "ppo": [run(2.0, 4700.2), run(2.2, 4750.0), run(2.1, 4720.0)],
+            "ppo@abc123": [run(1.4, 5900.0), run(1.2, 5980.6), run(1.5, 5950.0)],
+        },
+        "machine": "2 CPU cores, no GPU, quiet machine",
+        "date": "2026-12-01",
+        "command": "python benchmarks/bench_ppo.py --configs ppo,ppo@abc123",
+    }
+    # medians 2.1 and 1.4 episodes/s: x1.50; peak RSS is each configuration's largest
+    assert (
+        render_ppo_speed(bench)
+        == """\
+| configuration | episodes/s per round | median | `ppo` is faster by | peak RSS, MB |
+|---|---|---|---|---|
+| `ppo` | 2.000, 2.200, 2.100 | 2.100 | – | 4750 |
+| `ppo@abc123` | 1.400, 1.200, 1.500 | 1.400 | x1.50 | 5981 |
+
+128 episodes per run (8 optimizer steps), 3 rounds with the configurations interleaved, 2 torch threads; \
+`<config>@<rev>` is rlhf_ext at that git revision. 2 CPU cores, no GPU, quiet machine, 2026-12-01, \
+`docs/bench_ppo_speed.json`; re-run with `python benchmarks/bench_ppo.py --configs ppo,ppo@abc123`."""
     )
 
 
