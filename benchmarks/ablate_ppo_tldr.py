@@ -146,12 +146,6 @@ def first_k_labels(labels, k: int, tie_tolerance: float = 0.0):
     return out, stats
 
 
-def reward_backbone(run_summarize, dataset: str, toy: bool, sft: Path) -> list[str]:
-    """Where the reward model of a label ablation starts: where the run's did, its own SFT folder when the reward
-    config names ``outputs/<dataset>/sft`` (the toy run's overrides already name its tiny model)."""
-    return [] if toy or not run_summarize.reward_starts_from_sft(dataset) else ["--model_name_or_path", str(sft)]
-
-
 def critic_unavailable(reward_model: Path, sft: Path) -> str | None:
     """Why a critic cannot be copied from ``reward_model`` for the ``sft`` policy (the trainer's own check), or None."""
     from transformers import AutoTokenizer
@@ -254,7 +248,7 @@ def main(argv=None) -> dict:
             print(f"\n=== reward model on the first {k} summaries of each article ===", flush=True)
             over = [
                 *toy["reward"],
-                *reward_backbone(run_summarize, opts.dataset, opts.toy, d["sft"]),
+                *run_summarize.reward_backbone(opts.dataset, opts.toy, d["sft"]),  # where the run's RM started
                 "--preferences",
                 str(labels_dir),
                 "--output_dir",

@@ -83,6 +83,12 @@ def reward_starts_from_sft(dataset: str) -> bool:
     return str(config.get("model_name_or_path", "")).rstrip("/") == f"outputs/{dataset}/sft"
 
 
+def reward_backbone(dataset: str, toy: bool, sft: Path) -> list[str]:
+    """The reward stage's backbone option: this run's SFT folder when the reward config names ``outputs/<dataset>/sft``
+    (Huang et al.'s choice); nothing for --toy, whose overrides name its tiny model."""
+    return [] if toy or not reward_starts_from_sft(dataset) else ["--model_name_or_path", str(sft)]
+
+
 def publish(root: Path, dirs: dict[str, Path], repo: Path = HERE.parent, dataset: str = "tldr") -> None:
     """This run becomes the published one: docs/summarize_results.json (CNN/DM: docs/cnndm_results.json), the tables
     generated from it, the plot."""
@@ -129,8 +135,7 @@ def main(argv=None):
     over["sft"] += ["--output_dir", str(d["sft"])]
     over["label"] += ["--model_name_or_path", str(d["sft"]), "--output_dir", str(d["labels"])]
     over["reward"] += ["--preferences", str(d["labels"]), "--output_dir", str(d["reward"])]
-    if not args.toy and reward_starts_from_sft(args.dataset):  # Huang et al.'s backbone: this run's SFT policy
-        over["reward"] += ["--model_name_or_path", str(d["sft"])]
+    over["reward"] += reward_backbone(args.dataset, args.toy, d["sft"])
     over["ppo"] += ["--model_name_or_path", str(d["sft"]), "--reward_model", str(d["reward"]), "--output_dir", str(d["ppo"])]  # fmt: skip
     over["dpo"] += ["--model_name_or_path", str(d["sft"]), "--preferences", str(d["labels"]), "--output_dir", str(d["dpo"])]  # fmt: skip
     over["orpo"] += ["--preferences", str(d["labels"]), "--output_dir", str(d["orpo"])]

@@ -81,8 +81,8 @@ def test_the_k4_reward_model_starts_from_the_runs_own_sft_folder_as_its_reward_c
     run_summarize = load_script(ROOT / "recipes" / "run_summarize.py")
     sft = tmp_path / "run" / "sft"
     for dataset in ("tldr", "cnndm"):  # both reward configs name outputs/<dataset>/sft, which need not exist here
-        assert ablate.reward_backbone(run_summarize, dataset, False, sft) == ["--model_name_or_path", str(sft)]
-    assert ablate.reward_backbone(run_summarize, "tldr", True, sft) == []  # the toy run's overrides name its model
+        assert run_summarize.reward_backbone(dataset, False, sft) == ["--model_name_or_path", str(sft)]
+    assert run_summarize.reward_backbone("tldr", True, sft) == []  # the toy run's overrides name its model
 
 
 @pytest.mark.slow  # the evaluation's judge loads MiniLM and SmolLM2

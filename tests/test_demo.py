@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from recipe_loader import RECIPES, load_recipe
 from tiny_args import CPU
 
@@ -55,9 +56,15 @@ def test_toy_pipeline_runs_every_stage_and_pushes(run_demo, local_hub, tmp_path)
     # The reward model and the ranked dataset have their own repos, and everything loads back.
     assert "README.md" in api.list_repo_files("local-user/toy-ppo-reward")
     assert "data/train.parquet" in api.list_repo_files("local-user/toy-ppo-labels", repo_type="dataset")
-    AutoModelForCausalLM.from_pretrained("local-user/toy-ppo", token=local_hub.token)
+    # (local-user/* are the repos this test pushed to the local Hub server above, not Hub models)
+    policy = AutoModelForCausalLM.from_pretrained("local-user/toy-ppo", token=local_hub.token)
     rm = AutoModelForSequenceClassification.from_pretrained("local-user/toy-ppo-reward", token=local_hub.token)
     assert rm.config.num_labels == 1
+    # what a user downloads is the trained policy and reward model the run saved, weight for weight
+    for pushed, saved in ((policy, AutoModelForCausalLM.from_pretrained(out / "ppo")),
+                          (rm, AutoModelForSequenceClassification.from_pretrained(out / "reward"))):  # fmt: skip
+        mine, theirs = pushed.state_dict(), saved.state_dict()
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
 def test_push_with_a_bad_token_fails_clearly_and_keeps_outputs(run_demo, local_hub, tmp_path):

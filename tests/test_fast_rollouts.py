@@ -211,7 +211,14 @@ def test_scoring_calls_group_rows_at_least_cost():
     mask = left_padded_mask([1, 1, 1, 1, 20, 20], 20, [4] * 6)  # 4 short prompts and 2 long ones
     calls, order = scoring_calls(mask, keep=4, batch_size=6, overhead=10)
     assert [(sorted(r.tolist()), first) for r, first in calls] == [([0, 1, 2, 3], 19), ([4, 5], 0)]
-    assert order is not None
+    assert torch.equal(order, torch.arange(6))  # columns were cut (else None); the groups are already in row order
+    # long prompts first: the short ones' call comes first, and the order puts each row's output back in its place
+    mask = left_padded_mask([20, 1, 1, 20, 1, 1], 20, [4] * 6)
+    calls, order = scoring_calls(mask, keep=4, batch_size=6, overhead=10)
+    assert [(r.tolist(), first) for r, first in calls] == [([1, 2, 4, 5], 19), ([0, 3], 0)]
+    assert order.tolist() == [4, 0, 1, 5, 2, 3]
+    per_call = [torch.tensor([[10.0 * row] for row in r.tolist()]) for r, _ in calls]
+    assert in_row_order(per_call, order).flatten().tolist() == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
 
 
 def test_scoring_calls_are_the_plain_chunks_when_nothing_is_cut():
