@@ -17,6 +17,7 @@ time); the 1-process references run in the test process from the same code (test
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -285,13 +286,20 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_models, tmp_path, case
 
 def test_run_distributed_reports_the_tail_of_stderr(tmp_path):
     """A failing script fails with its exit code, its first error lines and the end of its stderr; a script that
-    never tears the process group down is refused before launching."""
+    never tears the process group down is refused before launching. Both ranks raise at once: their lines arrive
+    whole, tagged by rank, and the error lines name the shared error once."""
     bad = tmp_path / "bad.py"
     bad.write_text("raise ValueError('distinctive failure 1234')  # no process group, no teardown() needed\n")
-    with pytest.raises(
-        AssertionError, match=r"(?s)exit code [1-9].*error lines.*ValueError: distinctive failure 1234"
-    ):
+    with pytest.raises(AssertionError) as failure:
         run_distributed(bad, timeout=120)
+    message = str(failure.value)
+    assert re.match(r"exit code [1-9]: ", message), message[:300]
+    error_lines = message.split("--- error lines (first) ---\n")[1].split("\n--- stderr (tail) ---")[0]
+    distinct = [line for line in error_lines.splitlines() if "distinctive" in line]
+    assert len(distinct) == 1 and re.fullmatch(r"\[default[01]\]:ValueError: distinctive failure 1234", distinct[0])
+    assert error_lines.splitlines()[0] == distinct[0], error_lines
+    for rank in (0, 1):
+        assert f"\n[default{rank}]:ValueError: distinctive failure 1234\n" in message, message
     no_teardown = tmp_path / "no_teardown.py"
     no_teardown.write_text("print('hello')\n")
     with pytest.raises(ValueError, match="tears the process group down"):

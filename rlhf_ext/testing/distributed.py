@@ -5,8 +5,10 @@
 every distributed test also checks the config file users are told to launch with. Each process gets
 ``OMP_NUM_THREADS=1`` (two processes on a shared 2-core machine), the launcher runs in its own process group,
 and that group and every process below the launcher are killed when ``timeout`` runs out (a hung collective fails
-the test instead of hanging it). A failure raises ``AssertionError`` with the command and the tail of stderr (and
-of stdout).
+the test instead of hanging it). Each rank's output goes through the launcher's log tee (``--tee 3``), so it
+arrives in whole lines tagged ``[default<rank>]:`` (two ranks failing together no longer interleave their
+tracebacks character by character). A failure raises ``AssertionError`` with the command, the first distinct error
+lines of all ranks and the tail of stderr (and of stdout).
 
 Scripts must tear the process group down before they exit: left to the interpreter's shutdown, gloo's threads can
 abort a rank ("terminate called without an active exception") after all the work is done, which failed CI once.
@@ -22,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +32,7 @@ CPU_2PROC_CONFIG = REPO_ROOT / "recipes" / "accelerate_configs" / "cpu_2proc.yam
 _TEARDOWN_MARKERS = ("teardown(", "destroy_process_group(")
 _PORT_IN_USE = ("address already in use", "eaddrinuse")
 _ERROR_LINE = re.compile(r"\w*(Error|Exception)\b:|terminate called|what\(\):|Signal \d+ \(SIG")
+_RANK_TAG = re.compile(r"^\[\w+?\d+\]:")  # the tee's "[default1]:" prefix
 
 
 def _descendants(pid: int) -> list[int]:
@@ -92,9 +96,11 @@ def _tail(text: str, chars: int) -> str:
 def _error_lines(text: str, limit: int = 12) -> str:
     """The first distinct error lines of all ranks: the root cause is often far above the tail (a rank that aborts
     first makes its peer fail later with a mere "connection reset")."""
-    found = []
+    found, seen = [], set()
     for line in text.splitlines():
-        if _ERROR_LINE.search(line) and line.strip() not in found:
+        untagged = _RANK_TAG.sub("", line.strip()).strip()
+        if _ERROR_LINE.search(untagged) and untagged not in seen:
+            seen.add(untagged)
             found.append(line.strip()[:300])
             if len(found) == limit:
                 break
@@ -134,44 +140,50 @@ def run_distributed(
     # The script must import the same rlhf_ext as the caller, whatever the current directory.
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), full_env.get("PYTHONPATH")) if p)
 
-    for attempt in range(2):
-        command = [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--config_file",
-            str(config_file),
-            "--main_process_port",
-            str(free_port()),
-            *launch_args,
-            str(script),
-            *map(str, args),
-        ]
-        proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=full_env,
-            start_new_session=True,  # its own process group: a timeout kills the launcher and both workers
+    # The launcher tees each rank's streams through files in log_dir; they go when the run is over.
+    with tempfile.TemporaryDirectory(prefix="run_distributed_logs_") as log_dir:
+        for attempt in range(2):
+            command = [
+                sys.executable,
+                "-m",
+                "accelerate.commands.launch",
+                "--config_file",
+                str(config_file),
+                "--main_process_port",
+                str(free_port()),
+                "--tee",
+                "3",  # both streams of every rank, line by line with the rank's tag
+                "--log_dir",
+                log_dir,
+                *launch_args,
+                str(script),
+                *map(str, args),
+            ]
+            proc = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=full_env,
+                start_new_session=True,  # its own process group: a timeout kills the launcher and both workers
+            )
+            try:
+                stdout, stderr = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc.pid)
+                stdout, stderr = proc.communicate()
+                raise AssertionError(
+                    f"timed out after {timeout:.0f} s: {' '.join(command)}\n--- stderr (tail) ---\n"
+                    f"{_tail(stderr, tail_chars)}"
+                ) from None
+            result = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+            if proc.returncode == 0:
+                return result
+            if attempt == 0 and any(s in stderr.lower() for s in _PORT_IN_USE):
+                continue  # another job took the port between free_port() and the launcher's bind
+            break
+        raise AssertionError(
+            f"exit code {result.returncode}: {' '.join(command)}\n--- error lines (first) ---\n"
+            f"{_error_lines(result.stderr)}\n--- stderr (tail) ---\n{_tail(result.stderr, tail_chars)}"
+            f"\n--- stdout (tail) ---\n{_tail(result.stdout, tail_chars // 4)}"
         )
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc.pid)
-            stdout, stderr = proc.communicate()
-            raise AssertionError(
-                f"timed out after {timeout:.0f} s: {' '.join(command)}\n--- stderr (tail) ---\n"
-                f"{_tail(stderr, tail_chars)}"
-            ) from None
-        result = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
-        if proc.returncode == 0:
-            return result
-        if attempt == 0 and any(s in stderr.lower() for s in _PORT_IN_USE):
-            continue  # another job took the port between free_port() and the launcher's bind
-        break
-    raise AssertionError(
-        f"exit code {result.returncode}: {' '.join(command)}\n--- error lines (first) ---\n"
-        f"{_error_lines(result.stderr)}\n--- stderr (tail) ---\n{_tail(result.stderr, tail_chars)}"
-        f"\n--- stdout (tail) ---\n{_tail(result.stdout, tail_chars // 4)}"
-    )
