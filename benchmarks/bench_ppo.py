@@ -12,7 +12,8 @@ settings (episodes per batch, response length, epochs, reference model):
 - ``<config>@<rev>``: that configuration with rlhf_ext as it was at git revision ``<rev>`` (a branch, tag or commit):
   the revision is checked out into a temporary ``git worktree`` and the configuration's subprocess imports rlhf_ext
   from there (``PYTHONPATH``; the subprocess checks where it imported it from), with everything else, this script
-  included, unchanged. ``--baseline-rev REV`` adds ``<config>@REV`` for every configuration;
+  included, unchanged. ``--baseline-rev REV`` adds ``<config>@REV`` for every configuration (``ppo:-<switch>``
+  becomes ``ppo@REV:-<switch>``);
 - ``<config>:-<switch>``: that configuration with one of ``PPOConfig``'s speed-up switches off
   (``rlhf_ext.fast_rollouts``: ``logprobs_from_sampler``, ``merge_adapters_for_generation``, ``compact_lm_head``,
   ``trim_prompt_padding``);
@@ -140,6 +141,12 @@ def parse_config(config: str) -> tuple[str, str | None, list[str]]:
     if any(not o.startswith("-") for o in offs) or set(switches) - set(SWITCHES):
         raise ValueError(f"{config}: a switch is written :-name, with name one of {SWITCHES}")
     return base, rev or None, switches
+
+
+def at_rev(config: str, rev: str) -> str:
+    """``base[:-switch...]`` at git revision ``rev``: ``ppo:-trim_prompt_padding`` -> ``ppo@REV:-trim_prompt_padding``."""
+    base, *offs = config.split(":")
+    return ":".join([f"{base}@{rev}", *offs])
 
 
 def common_kwargs(opts, out: str) -> dict:
@@ -434,7 +441,7 @@ def main():
         build_reward_model(Path(opts.workdir))
     configs = opts.configs.split(",")
     if opts.baseline_rev:
-        configs += [f"{c}@{opts.baseline_rev}" for c in configs if "@" not in c]
+        configs += [at_rev(c, opts.baseline_rev) for c in configs if "@" not in c]
     if opts.ablate:
         configs += [f"ppo:-{switch}" for switch in SWITCHES]
     for config in configs:
@@ -509,7 +516,7 @@ def main():
         )
     if opts.baseline_rev:
         for config in configs:
-            before = f"{config}@{opts.baseline_rev}"
+            before = at_rev(config, opts.baseline_rev)
             if before in eps:
                 print(f"speed-up of {config} over {before}: x{eps[config] / eps[before]:.2f} episodes/s")
     if "ppo" in eps and "ppo+ptx" in eps:

@@ -1,0 +1,44 @@
+"""benchmarks/bench_ppo.py: the names its configurations are written in."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    name = "benchmarks.bench_ppo"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "bench_ppo.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("ppo", ("ppo", "abc123", [])),
+        ("ppo:-trim_prompt_padding", ("ppo", "abc123", ["trim_prompt_padding"])),
+        ("ppo+critic:-compact_lm_head:-trim_prompt_padding", ("ppo+critic", "abc123", ["compact_lm_head", "trim_prompt_padding"])),
+    ],
+)  # fmt: skip
+def test_a_configuration_at_a_revision_keeps_its_switches(bench, config, expected):
+    """--baseline-rev REV names each configuration at REV; one with a switch turned off stays parseable."""
+    named = bench.at_rev(config, "abc123")
+    assert named == config.replace(expected[0], f"{expected[0]}@abc123", 1)
+    assert bench.parse_config(named) == expected
+
+
+def test_an_unknown_switch_is_refused_by_name(bench):
+    with pytest.raises(ValueError, match=r"ppo:-fast: a switch is written :-name, with name one of"):
+        bench.parse_config("ppo:-fast")
+    with pytest.raises(ValueError, match=r"ppo:-trim_prompt_padding@abc: a switch is written :-name"):
+        bench.parse_config("ppo:-trim_prompt_padding@abc")
