@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from recipe_loader import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def ablate():
-    name = "benchmarks.ablate_ppo_tldr"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "ablate_ppo_tldr.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # its dataclass is resolved through the module's entry
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_benchmark("ablate_ppo_tldr")
 
 
 def labels(train_scores: list[list[float]]):

@@ -305,14 +305,13 @@ def test_critic_config_errors(tmp_path, overrides, match):
 def test_docs_critic_table_is_generated_from_the_measured_json():
     """docs/ppo.md's trunk-vs-critic table is benchmarks/compare_critics.py's rendering of docs/ppo_critic.json (the
     measured run), so the numbers in the docs cannot drift from it."""
-    import importlib.util
     import json
     from pathlib import Path
 
+    from recipe_loader import load_benchmark
+
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("compare_critics", root / "benchmarks" / "compare_critics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("compare_critics")
     data = json.loads((root / "docs" / "ppo_critic.json").read_text())
     assert module.render(data) in (root / "docs" / "ppo.md").read_text()
     assert data["sentiment"]["trunk"]["eval"]["num_prompts"] == data["sentiment"]["critic"]["eval"]["num_prompts"]

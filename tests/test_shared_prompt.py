@@ -606,15 +606,12 @@ def test_resume_with_shared_prompts_matches_uninterrupted_run(tiny_models, tiny_
 def test_docs_tables_are_rendered_from_the_benchmark_json():
     """The measured tables of docs/ranked_reward.md are what `benchmarks/bench_ranked_reward.py --render-docs` writes
     from the committed JSON of the runs: no number in them is copied by hand."""
-    import importlib.util
     from pathlib import Path
 
+    from recipe_loader import load_benchmark
+
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location(
-        "bench_ranked_reward", root / "benchmarks" / "bench_ranked_reward.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_ranked_reward")
     page = root / "docs" / "ranked_reward.md"
     runs = [root / "docs" / "bench_ranked_reward.json", root / "docs" / "bench_shared_prompt_designs.json"]
     assert bench.render_docs(runs, page) == page.read_text()

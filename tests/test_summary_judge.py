@@ -3,11 +3,11 @@ its preferences on real held-out news articles (the validation of docs/summariza
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from recipe_loader import load_benchmark
 
 from rlhf_ext.offline import corpora
 from rlhf_ext.offline.labelers import SummaryLabeler
@@ -23,12 +23,7 @@ SAMPLES = Path(__file__).parent / "data" / "judge_sft_samples.json"
 
 
 def load_validation_script():
-    spec = importlib.util.spec_from_file_location(
-        "validate_summary_judge", ROOT / "benchmarks" / "validate_summary_judge.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("validate_summary_judge")
 
 
 # ---------------------------------------------------------------- features
