@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from recipe_loader import load_benchmark
-
-ROOT = Path(__file__).resolve().parents[1]
+from recipe_loader import load_benchmark, load_recipe
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +66,7 @@ def test_a_critic_from_an_encoder_reward_model_is_refused_with_the_trainers_reas
 
 
 def test_the_k4_reward_model_starts_from_the_runs_own_sft_folder_as_its_reward_config_says(ablate, tmp_path):
-    from rlhf_ext.pipeline import load_script
-
-    run_summarize = load_script(ROOT / "recipes" / "run_summarize.py")
+    run_summarize = load_recipe("run_summarize")
     sft = tmp_path / "run" / "sft"
     for dataset in ("tldr", "cnndm"):  # both reward configs name outputs/<dataset>/sft, which need not exist here
         assert run_summarize.reward_backbone(dataset, False, sft) == ["--model_name_or_path", str(sft)]

@@ -296,7 +296,8 @@ def test_run_distributed_reports_the_tail_of_stderr(tmp_path):
     assert re.match(r"exit code [1-9]: ", message), message[:300]
     error_lines = message.split("--- error lines (first) ---\n")[1].split("\n--- stderr (tail) ---")[0]
     distinct = [line for line in error_lines.splitlines() if "distinctive" in line]
-    assert len(distinct) == 1 and re.fullmatch(r"\[default[01]\]:ValueError: distinctive failure 1234", distinct[0])
+    assert len(distinct) == 1, error_lines
+    assert re.fullmatch(r"\[default[01]\]:ValueError: distinctive failure 1234", distinct[0]), error_lines
     assert error_lines.splitlines()[0] == distinct[0], error_lines
     for rank in (0, 1):
         assert f"\n[default{rank}]:ValueError: distinctive failure 1234\n" in message, message

@@ -22,10 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = Path(__file__).parent / "data" / "judge_sft_samples.json"
 
 
-def load_validation_script():
-    return load_benchmark("validate_summary_judge")
-
-
 # ---------------------------------------------------------------- features
 
 
@@ -101,7 +97,7 @@ def test_headline_corpus_keeps_only_supported_unique_news_headlines():
 @pytest.fixture(scope="module")
 def judged():
     """The judge's scores of the headline and of every contrast, on 256 held-out articles (real data, real models)."""
-    script = load_validation_script()
+    script = load_benchmark("validate_summary_judge")
     recorded = json.loads(SAMPLES.read_text())
     prompts, references = script.held_out_articles(len(recorded["sft"]), recorded["max_article_words"])
     assert references == recorded["references"], "the held-out articles changed since the SFT samples were recorded"
@@ -138,7 +134,7 @@ def test_judge_prefers_any_words_to_an_empty_summary(judged):
 
 
 def test_docs_table_is_rendered_from_the_json():
-    script = load_validation_script()
+    script = load_benchmark("validate_summary_judge")
     results = json.loads((ROOT / "docs" / "summary_judge.json").read_text())
     assert script.docs_table(ROOT / "docs" / "summarization.md") == script.render_table(results)
     assert results["num_articles"] >= 200
